@@ -1,0 +1,1 @@
+"""Policy documents, their compiled in-memory snapshots and the pure decision function."""
