@@ -1,0 +1,1 @@
+"""Clients for wallet-as-a-service provider APIs (outbound calls made by the workers)."""
