@@ -2,7 +2,8 @@
 
 Why not a general JWT library: the Cobo TSS Node protocol needs exactly one algorithm, and a
 general library's algorithm negotiation is where `none` and HS256-with-the-public-key attacks
-live. Here the header must say `RS256`, the key is always an RSA public key, and nothing in the
+live. Keys are loaded by `shared.config` (SPKI public, PKCS#1 or PKCS#8 private, any size).
+Here the header must say `RS256`, the key is always an RSA public key, and nothing in the
 token chooses how it is verified. The signature is checked on the exact `header.payload` bytes
 received, before any claim is looked at.
 """
@@ -17,10 +18,10 @@ from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared.errors import ConfigError, Unauthorized
+from shared.errors import Unauthorized
 
 _ALG = "RS256"
 _MAX_TOKEN_CHARS = 4 * 1024 * 1024
@@ -45,28 +46,6 @@ class VerifyOptions:
 
     leeway_s: float = 30.0
     require_exp: bool = True
-
-
-def load_public_key(pem: bytes, *, variable: str) -> rsa.RSAPublicKey:
-    """Load an SPKI (`BEGIN PUBLIC KEY`) RSA key of any size; ConfigError names `variable` otherwise."""
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(variable, f"not a PEM public key ({e})") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ConfigError(variable, "not an RSA public key")
-    return key
-
-
-def load_private_key(pem: bytes, *, variable: str) -> rsa.RSAPrivateKey:
-    """Load an RSA private key in PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`) PEM."""
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(variable, f"not an unencrypted PEM private key ({e})") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigError(variable, "not an RSA private key")
-    return key
 
 
 def sign_rs256(claims: dict[str, Any], key: rsa.RSAPrivateKey) -> str:

@@ -13,15 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from shared.config import load_rsa_private_key, load_rsa_public_key
 from shared.errors import ConfigError
-from shared.providers.cobo_jwt import (
-    TokenRejected,
-    VerifyOptions,
-    load_private_key,
-    load_public_key,
-    sign_rs256,
-    verify_rs256,
-)
+from shared.providers.cobo_jwt import TokenRejected, VerifyOptions, sign_rs256, verify_rs256
 
 
 @functools.cache
@@ -63,9 +57,9 @@ def test_keys_load_from_pkcs1_and_pkcs8_and_spki() -> None:
     key = rsa_key()
     for fmt in (serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8):
         pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-        loaded = load_private_key(pem, variable="PRIV")
+        loaded = load_rsa_private_key("PRIV", pem)
         assert loaded.private_numbers() == key.private_numbers()
-    assert load_public_key(public_pem(key), variable="PUB").public_numbers() == key.public_key().public_numbers()
+    assert load_rsa_public_key("PUB", public_pem(key)).public_numbers() == key.public_key().public_numbers()
 
 
 def test_bad_keys_name_the_variable() -> None:
@@ -73,12 +67,12 @@ def test_bad_keys_name_the_variable() -> None:
     ec_pub = ec_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    with pytest.raises(ConfigError, match="NODE_KEY: not an RSA public key"):
-        load_public_key(ec_pub, variable="NODE_KEY")
-    with pytest.raises(ConfigError, match="NODE_KEY: not a PEM public key"):
-        load_public_key(b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n", variable="NODE_KEY")
+    with pytest.raises(ConfigError, match="NODE_KEY: the PEM key is not an RSA key"):
+        load_rsa_public_key("NODE_KEY", ec_pub)
+    with pytest.raises(ConfigError, match="NODE_KEY: not a PEM RSA public key"):
+        load_rsa_public_key("NODE_KEY", b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
     with pytest.raises(ConfigError, match="OUR_KEY"):
-        load_private_key(b"garbage", variable="OUR_KEY")
+        load_rsa_private_key("OUR_KEY", b"garbage")
 
 
 def test_tampered_payload_and_signature_fail() -> None:
