@@ -12,17 +12,20 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from shared.errors import InvalidInput
+from shared.waas.cobo_models import TSSRequestStatus
 
 __all__ = [
     "PROVIDER",
+    "Agreement",
     "CallbackResult",
     "KeyShareGroup",
     "KeyShareParticipant",
     "TssCallback",
     "UcwStatus",
+    "compare",
     "envelope",
     "error_envelope",
     "idempotency_key",
@@ -60,6 +63,38 @@ class UcwStatus(IntEnum):
     FAILED = 170
     CANCELED = 180
     COMPLETED = 190
+
+
+_REPORTED_SUCCESS = frozenset({UcwStatus.COMPLETED})
+_REPORTED_FAILURE = frozenset({UcwStatus.DECLINED, UcwStatus.FAILED, UcwStatus.CANCELED})
+
+
+class Agreement(StrEnum):
+    """How a reported status relates to the WaaS state."""
+
+    AGREE = "agree"
+    # The report says "done" and WaaS is not there yet: normal for a few seconds, re-check.
+    PENDING = "pending"
+    DISAGREE = "disagree"
+    # The report is non-terminal or unknown: it carries no claim WaaS could contradict.
+    NO_CLAIM = "no_claim"
+
+
+def compare(reported: int, waas: TSSRequestStatus, *, horizon_reached: bool = False) -> Agreement:
+    """Judge a report against the WaaS state (the truth).
+
+    A client reporting Completed (190) while WaaS settled on a failure, or a failure while WaaS says
+    Success, disagrees. A terminal report while WaaS is still moving is only pending, until the
+    re-check horizon passes: then it disagrees too (WaaS never got where the client said).
+    """
+    claims_success = reported in _REPORTED_SUCCESS
+    if not claims_success and reported not in _REPORTED_FAILURE:
+        return Agreement.NO_CLAIM
+    if not waas.is_terminal:
+        return Agreement.DISAGREE if horizon_reached else Agreement.PENDING
+    if claims_success == (waas is TSSRequestStatus.SUCCESS):
+        return Agreement.AGREE
+    return Agreement.DISAGREE
 
 
 def status_name(status: int) -> str:

@@ -9,8 +9,10 @@ import pytest
 
 from shared.errors import InvalidInput
 from shared.providers.cobo_ucw import (
+    Agreement,
     CallbackResult,
     UcwStatus,
+    compare,
     envelope,
     error_envelope,
     idempotency_key,
@@ -18,6 +20,7 @@ from shared.providers.cobo_ucw import (
     parse_wallet_uuid,
     status_name,
 )
+from shared.waas.cobo_models import TSSRequestStatus as W
 
 WALLET = "9b2f7a4e-3c1d-4e5f-8a6b-7c8d9e0f1a2b"
 
@@ -125,3 +128,15 @@ def test_envelopes_have_the_seed_shape() -> None:
     bad = error_envelope("wallet not found", suggestion="register it with `callgate wallets add`")
     assert set(bad) == set(ok) and bad["success"] is False and bad["result"] is None
     assert json.loads(json.dumps(bad))["message"] == "wallet not found"
+
+
+def test_reports_are_judged_against_waas() -> None:
+    assert compare(190, W.SUCCESS) is Agreement.AGREE
+    assert compare(190, W.KEY_GENERATING_FAILED) is Agreement.DISAGREE
+    assert compare(170, W.SUCCESS) is Agreement.DISAGREE
+    assert compare(180, W.KEY_HOLDER_CONFIRMATION_FAILED) is Agreement.AGREE
+    assert compare(190, W.KEY_GENERATING) is Agreement.PENDING
+    assert compare(190, W.KEY_GENERATING, horizon_reached=True) is Agreement.DISAGREE
+    assert compare(190, W.UNKNOWN) is Agreement.PENDING
+    assert compare(130, W.SUCCESS) is Agreement.NO_CLAIM
+    assert compare(150, W.KEY_GENERATING_FAILED) is Agreement.NO_CLAIM
