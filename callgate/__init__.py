@@ -1,0 +1,1 @@
+"""The `callgate` command line: the one place that wires gateway, workers and shared together."""

@@ -1,0 +1,134 @@
+"""`callgate <verb>`: gateway, worker, migrate, dev, demo (and the verbs features register).
+
+Settings are read once here, in the entry point, and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shared.config import Settings
+from shared.errors import ConfigError
+from shared.logging import configure
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    if args.processes > 1:
+        return _gateway_processes(args.processes)
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=args.reuse_port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=30,
+    )
+    return 0
+
+
+def _gateway_processes(n: int) -> int:
+    """N gateway processes sharing the port (SO_REUSEPORT); signals are passed on to them."""
+    cmd = [sys.executable, "-m", "callgate.cli", "gateway", "--processes", "1", "--reuse-port"]
+    children = [subprocess.Popen(cmd) for _ in range(n)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.main import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.dev import ensure_database
+
+    asyncio.run(ensure_database(settings.database_url))
+    print("migrations applied")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.demo import run_demo
+
+    base = args.url or f"http://{settings.host}:{settings.port}"
+    for line in asyncio.run(run_demo(settings, base)):
+        print(line)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "gateway": _gateway,
+    "worker": _worker,
+    "migrate": _migrate,
+    "demo": _demo,
+    # >>> feature commands (verb: function); add their parser in _parser below
+    # <<< feature commands
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callgate", description="Inbound callback gateway for custody providers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gateway = sub.add_parser("gateway", help="run the HTTP gateway")
+    gateway.add_argument("--processes", type=int, default=1, help="gateway processes sharing the port")
+    gateway.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    sub.add_parser("worker", help="run an arq worker (any number, on any hosts)")
+    sub.add_parser("migrate", help="create the database if needed and apply SQL migrations")
+    dev = sub.add_parser("dev", help="gateway + worker locally, on embedded servers when none run")
+    dev.add_argument("--data", default="var/dev", help="data folder for embedded servers and dev secrets")
+    dev.add_argument("--embedded", action="store_true", help="always start private Redis and PostgreSQL")
+    demo = sub.add_parser("demo", help="send signed sample callbacks of every enabled provider")
+    demo.add_argument("--url", help="gateway base URL (default: CALLGATE_HOST:CALLGATE_PORT)")
+    demo.add_argument("--data", default="var/dev", help="where `callgate dev` keeps its dev.env")
+    # >>> feature parsers
+    # <<< feature parsers
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ)
+    if args.command in ("dev", "demo"):
+        from callgate.dev import DEV_ENV_FILE, load_env_file
+
+        load_env_file(Path(args.data) / DEV_ENV_FILE, env)
+    try:
+        if args.command == "dev":
+            from callgate.dev import dev
+
+            configure(env.get("CALLGATE_LOG_LEVEL", "INFO").upper(), json=False)
+            dev(Path(args.data), embedded=args.embedded)
+            return 0
+        settings = Settings.from_env(env)
+    except ConfigError as e:
+        print(f"callgate: configuration error: {e}", file=sys.stderr)
+        return 2
+    configure(settings.log_level, json=settings.log_json)
+    return COMMANDS[args.command](args, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

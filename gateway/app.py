@@ -1,0 +1,53 @@
+"""The gateway application factory: reads like a table of contents of its resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.ingest import Ingestor
+from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
+from gateway.middleware import observe
+from gateway.routes import setup_routes
+from shared.config import Settings
+from shared.keys import RedisKeys
+from shared.metrics import Metrics
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from shared.spool import Spool
+
+
+def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe])
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics()
+    app[REDIS_KEYS] = RedisKeys(settings.key_prefix)
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_ingestor)
+    # >>> feature contexts (policy holder, order replica, ...; after _ingestor)
+    # <<< feature contexts
+    setup_routes(app, settings)
+    return app
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[REDIS] = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
+    yield
+    await app[REDIS].aclose()
+
+
+async def _ingestor(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    queue = JobQueue(
+        app[REDIS],
+        queue_name=settings.queue_name,
+        dedup_ttl_s=settings.dedup_ttl_seconds,
+        memo_ttl_s=settings.memo_ttl_seconds,
+    )
+    ingestor = Ingestor(queue, Spool(settings.spool_dir), app[REDIS_KEYS], app[METRICS])
+    await ingestor.start(replay_interval_s=settings.spool_replay_interval_seconds)
+    app[INGESTOR] = ingestor
+    yield
+    await ingestor.stop()

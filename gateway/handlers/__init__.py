@@ -1,0 +1,1 @@
+"""One module per provider: parse, check, hand off, answer in the provider's protocol."""

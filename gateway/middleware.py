@@ -1,0 +1,56 @@
+"""Request-level concerns: correlation id, timing, and the translation of errors to answers.
+
+Provider handlers answer their own protocol's rejections themselves (they know the format);
+this middleware is the last line: a body over the cap becomes 413, anything unexpected a
+generic 500 that leaks nothing, always logged with the route and the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.keys import METRICS
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def _route_name(request: web.Request) -> str:
+    # The route's name is a bounded label; an unmatched path must not become a label value.
+    resource = request.match_info.route.resource
+    return (resource.name if resource is not None else None) or "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Correlation id, latency histogram per route, and the last-resort error answer."""
+    header = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = header[:64] if header.isascii() and header.isprintable() and header else uuid.uuid4().hex
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        response = e if e.status != 413 else _json(413, "too_large", "request body exceeds the configured limit")
+    except Exception:
+        logger.exception(
+            "unhandled error on %s %s (request %s)", request.method, _route_name(request), request[REQUEST_ID]
+        )
+        response = _json(500, "internal", "internal error")
+    request.app[METRICS].request_seconds.labels(_route_name(request)).observe(time.perf_counter() - started)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+def _json(status: int, code: str, detail: str) -> web.Response:
+    return web.json_response({"error": code, "detail": detail}, status=status)
+
+
+def error_response(status: int, code: str, detail: str) -> web.Response:
+    """The fixed error shape `{"error": code, "detail": ...}` for routes with no protocol of their own."""
+    return _json(status, code, detail)

@@ -1,0 +1,348 @@
+"""Settings: read once from the environment in each entry point and passed down explicitly.
+
+Secrets have no defaults, may also be given as `<NAME>_FILE` (the Docker/Kubernetes secrets
+convention) and are never logged: `Settings.__repr__` hides them. A provider whose required
+settings are absent is disabled (its sub-settings are None); one whose settings are present but
+wrong stops start-up with a `ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from shared.errors import ConfigError
+from shared.waas.cobo_auth import ENVIRONMENTS, CoboEnvironment, load_api_secret, load_public_key, public_key_hex
+from shared.waas.cobo_client import ClientOptions
+
+Env = Mapping[str, str]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/callgate"
+
+
+# -- typed readers ---------------------------------------------------------------------------
+
+
+def _str(env: Env, name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _int(env: Env, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected an integer, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ConfigError(name, f"{value} is out of range [{minimum}, {maximum if maximum is not None else '∞'}]")
+    return value
+
+
+def _float(env: Env, name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(name, f"{value} is below {minimum}")
+    return value
+
+
+def _bool(env: Env, name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0"):
+        return False
+    raise ConfigError(name, f"expected true/false/1/0, got {raw!r}")
+
+
+def _list(env: Env, name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _secret(env: Env, name: str) -> str | None:
+    """A secret from `NAME` or from the file named by `NAME_FILE`; None when neither is set."""
+    value = env.get(name, "").strip()
+    path = env.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(name, f"set either {name} or {name}_FILE, not both")
+    if path:
+        return _read_file(f"{name}_FILE", path).decode().strip() or None
+    return value or None
+
+
+def _secret_list(env: Env, name: str) -> tuple[str, ...]:
+    raw = _secret(env, name) or ""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _read_file(name: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(name, f"cannot read {path}: {e.strerror}") from None
+
+
+def _pem_file(env: Env, name: str) -> bytes | None:
+    path = env.get(name, "").strip()
+    return _read_file(name, path) if path else None
+
+
+def load_rsa_public_key(name: str, pem: bytes) -> rsa.RSAPublicKey:
+    """Parse an RSA public key (SPKI or PKCS#1 PEM); `name` is the variable it came from."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise ConfigError(name, "not a PEM RSA public key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ConfigError(name, "the PEM key is not an RSA key")
+    return key
+
+
+def load_rsa_private_key(name: str, pem: bytes) -> rsa.RSAPrivateKey:
+    """Parse an unencrypted RSA private key (PKCS#1 or PKCS#8 PEM)."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(name, "not an unencrypted PEM RSA private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(name, "the PEM key is not an RSA key")
+    return key
+
+
+def _rsa_public(env: Env, name: str) -> rsa.RSAPublicKey | None:
+    pem = _pem_file(env, name)
+    return load_rsa_public_key(name, pem) if pem is not None else None
+
+
+def _rsa_private(env: Env, name: str) -> rsa.RSAPrivateKey | None:
+    pem = _pem_file(env, name)
+    return load_rsa_private_key(name, pem) if pem is not None else None
+
+
+def _ed25519_public_hex(env: Env, name: str) -> ed25519.Ed25519PublicKey | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(raw))
+    except ValueError:
+        raise ConfigError(name, "expected 32 bytes of hex (an Ed25519 public key)") from None
+
+
+def _redis_url(env: Env, name: str, default: str) -> str:
+    url = _str(env, name, default)
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(name, f"unsupported scheme {parts.scheme!r} (redis://, rediss:// or unix://)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(name, "missing host")
+    return url
+
+
+def _database_url(env: Env, name: str, default: str) -> str:
+    url = _str(env, name, default)
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(name, f"unsupported scheme {parts.scheme!r} (postgresql://)")
+    if not parts.path.strip("/"):
+        raise ConfigError(name, "missing database name")
+    return url
+
+
+# -- provider sections (one per provider; None = disabled) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WyreSettings:
+    path_token: str = field(repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+
+
+def _wyre(env: Env) -> WyreSettings | None:
+    token = _secret(env, "CALLGATE_WYRE_PATH_TOKEN")
+    if token is None:
+        return None
+    if len(token) < 16:
+        raise ConfigError("CALLGATE_WYRE_PATH_TOKEN", "must be at least 16 characters (it is a secret)")
+    return WyreSettings(path_token=token, signing_secret=_secret(env, "CALLGATE_WYRE_SIGNING_SECRET"))
+
+
+# >>> cobo_tss settings (owned by the Cobo TSS provider)
+# <<< cobo_tss settings
+
+
+# >>> cobo_ucw settings (owned by the Cobo UCW / WaaS provider)
+@dataclass(frozen=True, slots=True)
+class CoboWaasSettings:
+    """Cobo WaaS 2.0: API access for reconciliation, and the key that signs answers and webhooks."""
+
+    base_url: str
+    api_secret: ed25519.Ed25519PrivateKey = field(repr=False)
+    response_public_key: ed25519.Ed25519PublicKey = field(repr=False)
+    client: ClientOptions = field(default_factory=ClientOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class CoboUcwSettings:
+    """UCW TSS request callbacks; they need `CoboWaasSettings` too (the WaaS state is the truth)."""
+
+    api_keys: tuple[str, ...] = field(repr=False)
+    # How long a callback may wait for a freshly reconciled state before answering (0: never wait).
+    wait_ms: int = 0
+    # Re-checks of a TSS request WaaS has not finished, then give up (and judge the report).
+    recheck_backoff_s: tuple[float, ...] = (2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+    horizon_s: int = 24 * 3600
+
+
+def _cobo_waas(env: Env) -> CoboWaasSettings | None:
+    secret = _secret(env, "CALLGATE_COBO_WAAS_API_SECRET")
+    if secret is None:
+        return None
+    try:
+        key = load_api_secret(secret)
+    except ValueError:
+        raise ConfigError("CALLGATE_COBO_WAAS_API_SECRET", "expected 64 hex characters (Ed25519 seed)") from None
+    api_key = env.get("CALLGATE_COBO_WAAS_API_KEY", "").strip().lower()
+    if api_key and api_key != public_key_hex(key):
+        raise ConfigError("CALLGATE_COBO_WAAS_API_KEY", "is not the public key of CALLGATE_COBO_WAAS_API_SECRET")
+    base_url = _str(env, "CALLGATE_COBO_WAAS_BASE_URL", ENVIRONMENTS[CoboEnvironment.DEV].base_url).rstrip("/")
+    if urlsplit(base_url).scheme not in ("https", "http") or not urlsplit(base_url).hostname:
+        raise ConfigError("CALLGATE_COBO_WAAS_BASE_URL", "expected an http(s) URL such as https://api.cobo.com/v2")
+    # The three public environments have known keys; anything else (a proxy, a stand-in) must say.
+    known = {info.base_url: info.response_public_key for info in ENVIRONMENTS.values()}
+    response_key = _ed25519_public_hex(env, "CALLGATE_COBO_WAAS_RESPONSE_PUBLIC_KEY")
+    if response_key is None and base_url not in known:
+        raise ConfigError("CALLGATE_COBO_WAAS_RESPONSE_PUBLIC_KEY", f"required for {base_url}")
+    client = ClientOptions(
+        timeout_s=_float(env, "CALLGATE_COBO_WAAS_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        max_attempts=_int(env, "CALLGATE_COBO_WAAS_MAX_ATTEMPTS", 4, minimum=1, maximum=20),
+        max_concurrency=_int(env, "CALLGATE_COBO_WAAS_MAX_CONCURRENCY", 8, minimum=1),
+        rate_per_s=_float(env, "CALLGATE_COBO_WAAS_RATE_PER_SECOND", 20.0, minimum=0.1),
+    )
+    return CoboWaasSettings(base_url, key, response_key or load_public_key(known[base_url]), client)
+
+
+def _cobo_ucw(env: Env) -> CoboUcwSettings | None:
+    keys = _secret_list(env, "CALLGATE_UCW_API_KEYS")
+    if not keys:
+        return None
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError("CALLGATE_UCW_API_KEYS", "every key must be at least 16 characters (they are secrets)")
+    if _secret(env, "CALLGATE_COBO_WAAS_API_SECRET") is None:
+        raise ConfigError("CALLGATE_COBO_WAAS_API_SECRET", "required when CALLGATE_UCW_API_KEYS is set")
+    return CoboUcwSettings(
+        api_keys=keys,
+        wait_ms=_int(env, "CALLGATE_UCW_WAIT_MS", 0, minimum=0, maximum=10_000),
+        horizon_s=_int(env, "CALLGATE_UCW_RECHECK_HORIZON_SECONDS", 24 * 3600, minimum=60),
+    )
+
+
+# <<< cobo_ucw settings
+
+# >>> chainup settings (owned by the ChainUp provider)
+# <<< chainup settings
+
+# >>> uuwallet settings (owned by the UU Wallet provider)
+# <<< uuwallet settings
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """One optional section per provider; a provider with None here is disabled (404)."""
+
+    wyre: WyreSettings | None = None
+    # >>> provider fields (one line per provider, in the order above)
+    cobo_waas: CoboWaasSettings | None = None
+    cobo_ucw: CoboUcwSettings | None = None
+    # <<< provider fields
+
+
+def _providers(env: Env) -> ProviderSettings:
+    return ProviderSettings(
+        wyre=_wyre(env),
+        # >>> provider loaders
+        cobo_waas=_cobo_waas(env),
+        cobo_ucw=_cobo_ucw(env),
+        # <<< provider loaders
+    )
+
+
+# -- the whole -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    worker_metrics_port: int = 9091
+    admin_token: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 256 * 1024
+    # Dedup markers outlive every provider's retry horizon (UU Wallet retries for days).
+    dedup_ttl_seconds: int = 7 * 24 * 3600
+    # A synchronous answer is remembered at least as long as a signer may retry (≥ 48 h).
+    memo_ttl_seconds: int = 72 * 3600
+    redis_timeout_seconds: float = 2.0
+    queue_name: str = "arq:queue"
+    key_prefix: str = "callgate"
+    spool_dir: str = "var/spool"
+    spool_replay_interval_seconds: float = 1.0
+    job_timeout_seconds: int = 60
+    worker_max_jobs: int = 50
+    log_level: str = "INFO"
+    log_json: bool = True
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
+
+    @classmethod
+    def from_env(cls, environ: Env = os.environ) -> Settings:
+        """Read and validate every setting; raises ConfigError naming the first bad variable."""
+        env = environ
+        return cls(
+            redis_url=_redis_url(env, "REDIS_URL", DEFAULT_REDIS_URL),
+            database_url=_database_url(env, "DATABASE_URL", DEFAULT_DATABASE_URL),
+            host=_str(env, "CALLGATE_HOST", "127.0.0.1"),
+            port=_int(env, "CALLGATE_PORT", 8080, minimum=0, maximum=65535),
+            worker_metrics_port=_int(env, "CALLGATE_WORKER_METRICS_PORT", 9091, minimum=0, maximum=65535),
+            admin_token=_secret(env, "CALLGATE_ADMIN_TOKEN"),
+            max_body_bytes=_int(env, "CALLGATE_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            dedup_ttl_seconds=_int(env, "CALLGATE_DEDUP_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
+            memo_ttl_seconds=_int(env, "CALLGATE_MEMO_TTL_SECONDS", 72 * 3600, minimum=48 * 3600),
+            redis_timeout_seconds=_float(env, "CALLGATE_REDIS_TIMEOUT_SECONDS", 2.0, minimum=0.05),
+            queue_name=_str(env, "CALLGATE_QUEUE_NAME", "arq:queue"),
+            key_prefix=_str(env, "CALLGATE_KEY_PREFIX", "callgate"),
+            spool_dir=_str(env, "CALLGATE_SPOOL_DIR", "var/spool"),
+            spool_replay_interval_seconds=_float(env, "CALLGATE_SPOOL_REPLAY_INTERVAL_SECONDS", 1.0, minimum=0.05),
+            job_timeout_seconds=_int(env, "CALLGATE_JOB_TIMEOUT_SECONDS", 60, minimum=1),
+            worker_max_jobs=_int(env, "CALLGATE_WORKER_MAX_JOBS", 50, minimum=1),
+            log_level=_log_level(env),
+            log_json=_bool(env, "CALLGATE_LOG_JSON", True),
+            providers=_providers(env),
+        )
+
+    def enabled_providers(self) -> list[str]:
+        return [name for name in ProviderSettings.__slots__ if getattr(self.providers, name) is not None]
+
+
+def _log_level(env: Env) -> str:
+    level = _str(env, "CALLGATE_LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("CALLGATE_LOG_LEVEL", f"expected DEBUG/INFO/WARNING/ERROR, got {level!r}")
+    return level

@@ -1,0 +1,79 @@
+"""Every Prometheus metric callgate defines, on an explicit registry.
+
+Label values come from bounded sets (provider, route name, outcome, job name), never ids.
+Gateway and worker processes each build their own `Metrics` (tests build fresh ones); several
+gateway processes are scraped one target per process (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+JOB_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The metric objects of one process (gateway or worker), on their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry(auto_describe=True)
+        # gateway
+        self.callbacks = Counter(
+            "callgate_callbacks_total",
+            "Callbacks received, by provider and outcome "
+            "(accepted, duplicate, unauthorized, invalid, too_large, spooled, unavailable, error).",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "callgate_request_duration_seconds",
+            "Time from request start to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.enqueue_seconds = Histogram(
+            "callgate_enqueue_duration_seconds",
+            "Time of one batched dedup+enqueue round trip to Redis.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.enqueue_batch_size = Histogram(
+            "callgate_enqueue_batch_size",
+            "Callbacks per batched Redis round trip.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.spool_records = Counter(
+            "callgate_spool_records_total",
+            "Records written to or replayed from the local spool.",
+            ["direction"],
+            registry=r,
+        )
+        self.spool_bytes = Gauge("callgate_spool_bytes", "Bytes waiting in the local spool directory.", registry=r)
+        self.redis_up = Gauge(
+            "callgate_redis_up", "1 when the last Redis operation of this process succeeded.", registry=r
+        )
+        # workers
+        self.jobs = Counter(
+            "callgate_jobs_total",
+            "Jobs finished, by job name and outcome (ok, retry, failed).",
+            ["job", "outcome"],
+            registry=r,
+        )
+        self.job_seconds = Histogram(
+            "callgate_job_duration_seconds", "Job run time, by job name.", ["job"], buckets=JOB_BUCKETS, registry=r
+        )
+        self.events_stored = Counter(
+            "callgate_events_stored_total",
+            "Event rows written (inserted) or found already present.",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.queue_depth = Gauge("callgate_queue_depth", "Jobs waiting in the queue.", ["queue"], registry=r)
+        self.queue_oldest_age_seconds = Gauge(
+            "callgate_queue_oldest_age_seconds", "Age of the oldest job ready to run.", ["queue"], registry=r
+        )
+        # >>> provider metrics (one block per provider)
+        # <<< provider metrics

@@ -1,0 +1,32 @@
+"""What every job gets: built once in arq's `on_startup`, stored frozen in `ctx["deps"]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.config import Settings
+from shared.db import Pool
+from shared.keys import RedisKeys
+from shared.metrics import Metrics
+from workers.writer import EventWriter
+
+JobCtx = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    settings: Settings
+    pool: Pool
+    redis: Redis  # arq's own pool (an ArqRedis), used for follow-up jobs
+    keys: RedisKeys
+    metrics: Metrics
+    writer: EventWriter
+
+
+def deps(ctx: JobCtx) -> WorkerDeps:
+    value = ctx["deps"]
+    assert isinstance(value, WorkerDeps)  # set by on_startup; a programmer error otherwise
+    return value

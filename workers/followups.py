@@ -1,0 +1,21 @@
+"""What happens after an event is stored, per provider (reconciliation, notifications, ...).
+
+Each follow-up must be idempotent: it runs again when `store_event` is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from shared.jobs import EventEnvelope
+
+if TYPE_CHECKING:
+    from workers.deps import WorkerDeps
+
+FollowUp = Callable[["WorkerDeps", EventEnvelope], Awaitable[None]]
+
+FOLLOW_UPS: Mapping[str, tuple[FollowUp, ...]] = {
+    # >>> follow-ups (provider: (functions,))
+    # <<< follow-ups
+}
