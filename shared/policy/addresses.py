@@ -29,6 +29,6 @@ def normalize_symbol(value: str) -> str:
     equal to the same contract written elsewhere.
     """
     trimmed = value.strip()
-    if _HEX_ADDRESS.fullmatch(trimmed):
+    if trimmed[:2] in ("0x", "0X") and _HEX_ADDRESS.fullmatch(trimmed):
         return "0x" + trimmed[2:].lower()
     return trimmed.upper()

@@ -130,12 +130,16 @@ class TssRule:
     vouches_for_transfers = False
 
     def check(self, request: DecisionRequest, orders: OrderView | None, now: float) -> Reason | bool:
+        # `is not None` guards first: most rules set one or two of the five constraints.
         return (
-            self._nodes(request)
-            or self._threshold(request)
-            or _member(self.id, "curve", request.curve, self.curves)
-            or _member(self.id, "signature_type", request.signature_type, self.signature_types)
-            or _member(self.id, "protocol", request.protocol, self.protocols)
+            (self.node_ids is not None and self._nodes(request))
+            or (self.min_threshold is not None and self._threshold(request))
+            or (self.curves is not None and _member(self.id, "curve", request.curve, self.curves))
+            or (
+                self.signature_types is not None
+                and _member(self.id, "signature_type", request.signature_type, self.signature_types)
+            )
+            or (self.protocols is not None and _member(self.id, "protocol", request.protocol, self.protocols))
             or True
         )
 

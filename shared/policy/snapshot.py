@@ -18,9 +18,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from types import MappingProxyType
+from typing import TypeVar
 
 from shared.errors import PolicyError
 from shared.policy.addresses import normalize_address, normalize_symbol
@@ -37,6 +38,8 @@ from shared.policy.model import (
 )
 from shared.policy.rules import ANY, TRANSFER_RULES, ContractRule, RequestRule, Rule, TransferRule
 
+K = TypeVar("K", bound=tuple[str, ...])
+R = TypeVar("R", bound="Rule")
 _EMPTY: tuple[()] = ()
 _NO_POLICY = Decision(Action.REJECT, (Reason("no_policy", "", "no policy snapshot is loaded"),), None)
 _UNLIMITED_DENIED = "unlimited_approval_denied"
@@ -44,25 +47,42 @@ _UNLIMITED_DENIED = "unlimited_approval_denied"
 
 @dataclass(frozen=True, slots=True)
 class PolicySnapshot:
-    """One published policy version, compiled for lookups; never mutated after compilation."""
+    """One published policy version, compiled for lookups; never changed after compilation
+    (apart from `transfer_memo`, a cache of merged lookups that does not change any answer)."""
 
     version: int
     published_at: float  # unix seconds
     sha256: str
-    request_rules: Mapping[tuple[str, str], tuple[RequestRule, ...]]
-    transfer_rules: Mapping[tuple[str, str, str, str], tuple[TransferRule, ...]]
+    request_rules: Mapping[tuple[str, str], tuple[RequestRule, ...]]  # merged: (provider|*, operation)
+    transfer_rules: Mapping[tuple[str, str, str, str], tuple[TransferRule, ...]]  # as written, "*" = any
     defaults: Mapping[str, Action]
     rule_count: int
+    named: tuple[frozenset[str], frozenset[str], frozenset[str]]  # providers, chains, assets rules name
+    allowed: Mapping[str, Reason]  # rule id -> its "allowed" reason, built once
+    transfer_memo: dict[tuple[str, str, str, str], tuple[TransferRule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def rules_for_request(self, provider: str, operation: str) -> Iterable[RequestRule]:
+    def rules_for_request(self, provider: str, operation: str) -> tuple[RequestRule, ...]:
         index = self.request_rules
-        for key in ((provider, operation), (provider, ANY), (ANY, operation), (ANY, ANY)):
-            yield from index.get(key, _EMPTY)
+        return index.get((provider, operation)) or index.get((ANY, operation), _EMPTY)
 
-    def rules_for_transfer(self, provider: str, operation: str, chain: str, asset: str) -> Iterable[TransferRule]:
-        index = self.transfer_rules
-        for key in product((provider, ANY), (operation, ANY), (chain, ANY), (asset, ANY)):
-            yield from index.get(key, _EMPTY)
+    def rules_for_transfer(self, provider: str, operation: str, chain: str, asset: str) -> tuple[TransferRule, ...]:
+        providers, chains, assets = self.named
+        # Values no rule names behave exactly like "*": folding them keeps the memo bounded by the
+        # policy, whatever chain or asset strings the requests carry.
+        key = (
+            provider if provider in providers else ANY,
+            operation,
+            chain if chain in chains else ANY,
+            asset if asset in assets else ANY,
+        )
+        found = self.transfer_memo.get(key)
+        if found is None:
+            p, o, c, a = key
+            keys = product((p, ANY), (o, ANY), (c, ANY), (a, ANY))
+            found = self.transfer_memo[key] = _merge(self.transfer_rules, keys)
+        return found
 
     def default_for(self, provider: str) -> Decision:
         """The decision when no rule covers a request of `provider`."""
@@ -79,15 +99,33 @@ def compile_snapshot(document: PolicyDocument, *, version: int, published_at: fl
     by_transfer: defaultdict[tuple[str, str, str, str], list[TransferRule]] = defaultdict(list)
     for rule in document.rules:
         _index(rule, by_request, by_transfer)
+    request_index = {key: tuple(rules) for key, rules in by_request.items()}
+    providers = {provider for provider, _ in request_index} | {ANY}
+    merged_requests = {
+        (provider, op.value): _merge(request_index, product((provider, ANY), (op.value, ANY)))
+        for provider in providers
+        for op in Operation
+    }
     return PolicySnapshot(
         version=version,
         published_at=published_at,
         sha256=sha256,
-        request_rules=MappingProxyType({key: tuple(rules) for key, rules in by_request.items()}),
+        request_rules=MappingProxyType(merged_requests),
         transfer_rules=MappingProxyType({key: tuple(rules) for key, rules in by_transfer.items()}),
         defaults=MappingProxyType(dict(document.defaults)),
         rule_count=len(document.rules),
+        named=(_named(by_transfer, 0), _named(by_transfer, 2), _named(by_transfer, 3)),
+        allowed=MappingProxyType({rule.id: Reason("allowed", rule.id) for rule in document.rules}),
     )
+
+
+def _named(index: Mapping[tuple[str, str, str, str], object], position: int) -> frozenset[str]:
+    return frozenset(key[position] for key in index)
+
+
+def _merge(index: Mapping[K, tuple[R, ...]], keys: Iterable[K]) -> tuple[R, ...]:
+    """The rules of every key in `keys`, each key once (a "*" request value repeats keys)."""
+    return tuple(rule for key in dict.fromkeys(keys) for rule in index.get(key, ()))
 
 
 def _index(
@@ -124,7 +162,8 @@ def decide(
     if objections:
         return Decision(Action.REJECT, tuple(objections), snapshot.version)
     if (covered or vouched) if request.transfers else vouchers:
-        return Decision(Action.APPROVE, tuple(Reason("allowed", rule_id) for rule_id in vouchers), snapshot.version)
+        allowed = snapshot.allowed
+        return Decision(Action.APPROVE, tuple([allowed[rule_id] for rule_id in vouchers]), snapshot.version)
     return snapshot.default_for(request.provider)
 
 
