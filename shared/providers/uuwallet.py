@@ -10,8 +10,10 @@ answer either loses an event or loops forever: idempotency keys follow the seed 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +21,7 @@ from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
 from shared import rsablocks
-from shared.errors import InvalidInput
-from shared.policy.model import DecisionRequest, ExpectedOrder, Operation, Transfer
+from shared.errors import InvalidInput, Unauthorized
 from shared.providers import jsonfields as fields
 
 PROVIDER = "uuwallet"
@@ -142,6 +143,21 @@ Callback = Ignored | Deposit | WithdrawResult | AddressChanged | WithdrawIssue |
 # -- transport -------------------------------------------------------------------------------
 
 
+def check_api_key(presented: str | None, keys: Sequence[str]) -> None:
+    """Raise `Unauthorized` unless `presented` equals one of `keys` (several during a rotation).
+
+    Every key is compared, in constant time, whatever matched first.
+    """
+    if not presented:
+        raise Unauthorized("missing X-API-KEY")
+    given = presented.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key.encode())
+    if not matched:
+        raise Unauthorized("wrong X-API-KEY")
+
+
 def decrypt_body(raw: bytes, public_key: rsablocks.RsaPublic) -> object:
     """Open a callback body: bare Base64 (the documented form) or a `data=` form field.
 
@@ -163,20 +179,6 @@ def encrypt_data(payload: Mapping[str, object], public_key: rsablocks.RsaPublic)
     """Compact JSON, 117-byte chunks, type-2 blocks to the WaaS public key, standard Base64."""
     plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return rsablocks.b64encode(rsablocks.public_encrypt(public_key, plaintext))
-
-
-def encrypt_as_waas(payload: Mapping[str, object], private_key: rsablocks.RsaPrivate) -> str:
-    """What the WaaS posts: type-1 blocks made with its private key, standard Base64.
-
-    For `callgate demo` and tests, which play the WaaS with a key pair of their own.
-    """
-    plaintext = json.dumps(payload, separators=(",", ":"), default=str).encode()
-    return rsablocks.b64encode(rsablocks.private_encrypt(private_key, plaintext))
-
-
-def decrypt_as_waas(data: str, private_key: rsablocks.RsaPrivate) -> object:
-    """What the WaaS does with an answer's `data` (demo and tests only: a padding oracle)."""
-    return fields.decode_json(rsablocks.private_decrypt(private_key, rsablocks.b64decode(data)))
 
 
 def _form_field(body: bytes) -> bytes:
@@ -267,6 +269,21 @@ def _require_call_back_id(header: Header) -> str:
     return header.call_back_id
 
 
+def to_payload(callback: Callback) -> dict[str, object]:
+    """The JSON-safe stored form: field names as in our types, amounts as exact decimal strings."""
+    return {name: _json_safe(value) for name, value in dataclasses.asdict(callback).items()}
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, enum.IntEnum):
+        return value.value
+    return value
+
+
 # -- idempotency -----------------------------------------------------------------------------
 
 
@@ -327,74 +344,6 @@ def answer(
         "errCode": code.value,
         "message": message,
         "data": encrypt_data(data, public_key) if data is not None else "",
-    }
-
-
-# -- withdrawal second confirmation ----------------------------------------------------------
-
-# The merchant registers each withdrawal with its UU Wallet user id as an order extra: the answer
-# must name it, and it must never be taken from the request.
-TENANT_EXTRA = "tenantUserId"
-
-
-def _tenant(order: ExpectedOrder) -> str | None:
-    # Not `order.extra(...)`: ruff's S610 mistakes that name for Django's QuerySet.extra.
-    return dict(order.extras).get(TENANT_EXTRA)
-
-
-def order_problem(request: WithdrawRequest, order: ExpectedOrder | None, *, now: float) -> str | None:
-    """Why `order` may not answer `request` (a short reason code), or None when it may.
-
-    The order must be this provider's, registered under the request's `callBackId`, unexpired,
-    not yet confirmed, and for the same `tenantUserId`.
-    """
-    if order is None or order.provider != PROVIDER or order.order_ref != request.call_back_id:
-        return "unknown_order"
-    if order.expires_at is not None and now >= order.expires_at:
-        return "order_expired"
-    if order.confirmed:
-        return "order_already_confirmed"
-    tenant = _tenant(order)
-    if tenant is None:
-        return "order_without_tenant"
-    if tenant != request.header.tenant_user_id:
-        return "tenant_mismatch"
-    return None
-
-
-def decision_request(request: WithdrawRequest, order: ExpectedOrder) -> DecisionRequest:
-    """The policy question for a second confirmation, built from the registered order.
-
-    The request itself names no destination or amount, so the transfer is the order's;
-    `request_id` is the stable `callBackId` (a retry has a new `requestUUID` and must get the
-    same answer).
-    """
-    return DecisionRequest(
-        provider=PROVIDER,
-        operation=Operation.WITHDRAW,
-        request_id=request.call_back_id,
-        wallet=_tenant(order),
-        transfers=(Transfer(chain=order.chain, asset=order.asset, amount=order.amount, destination=order.destination),),
-        order_ref=order.order_ref,
-        attributes=(("tracking_id", request.header.tracking_id or ""),),
-    )
-
-
-def confirmation_data(request: WithdrawRequest, order: ExpectedOrder) -> dict[str, object]:
-    """The approving answer's `data`: the registered order, never fields taken from the request.
-
-    Only `requestUUID` and `type` (correlation) come from the request; call `order_problem` first.
-    """
-    return {
-        "tenantUserId": _tenant(order),
-        "callBackId": order.order_ref,
-        "address": order.destination,
-        "chainName": order.chain,
-        "symbol": order.asset,
-        # Plain notation: str(Decimal) could say "1E+3", which the WaaS may not read as 1000.
-        "amount": format(order.amount, "f"),
-        "type": CallbackType.REQUEST_WITHDRAW.value,
-        "requestUUID": request.header.request_uuid,
     }
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from dataclasses import replace
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -14,52 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import InvalidInput
-from shared.policy.model import ExpectedOrder, Operation, Transfer
+from shared.errors import InvalidInput, Unauthorized
 from shared.providers import uuwallet as uu
+from shared.providers.uuwallet_samples import DEPOSIT, REQUEST_WITHDRAW, WITHDRAW, decrypt_as_waas, encrypt_as_waas
 from shared.rsablocks import RsaPublic, private_from_crypto, public_from_crypto
-
-# The documented examples (waasapi.uuwallet.com, webhook/deposit and webhook/withdrawal).
-DEPOSIT: dict[str, Any] = {
-    "requestUUID": "fbd70fb4-c302-4228-bd61-6326e0539551",
-    "chainName": "TRON",
-    "symbol": "TRX",
-    "amount": "2.500000000000",
-    "business": 0,
-    "toAddress": "TYLdkix4wqk1wLXbqbxrrY1oi1mHEM6uwP",
-    "fromAddress": "TGDHyoMpgDQj4DmoZdwJP2FSkSG4DEchnK",
-    "riskLevelTo": 3,
-    "riskLevelFrom": 3,
-    "txId": "b00a4aa3d6426f6409a83ae72a79de5b559a2c339ebc89b8b75427c2600978e3",
-    "tenantUserId": "2049",
-    "type": 1,
-    "txIndex": -1,
-    "newAddress": "TYLdkix4wqk1wLXbqbxrrY1oi1mHEM6uwP",
-    "trackingId": "6484",
-}
-WITHDRAW: dict[str, Any] = {
-    "tenantUserId": "1945",
-    "requestUUID": "00f2faf7-b705-4d65-9d82-0b6e372b92e4",
-    "txId": "598433d2fe70a2e944bbda8b517cca36e0cf7cfe49642b569e73cf1a641148cb",
-    "type": 3,
-    "chainName": "TRON",
-    "symbol": "USDT",
-    "amount": "2.500000000000",
-    "fromAddress": "TBmNNTP84QSRW8Dvb1aCBk7GmxQnNS5rAb",
-    "toAddress": "TGDHyoMpgDQj4DmoZdwJP2FSkSG4DEchnK",
-    "business": 0,
-    "callBackId": "250624392590001",
-    "newAddress": "TGDHyoMpgDQj4DmoZdwJP2FSkSG4DEchnK",
-    "trackingId": "102003",
-}
-REQUEST_WITHDRAW: dict[str, Any] = {
-    "business": 0,
-    "requestUUID": "f56d2814-7a8f-4dcf-9008-990c1be6e13e",
-    "tenantUserId": "bbxuzbc",
-    "callBackId": "D611657466",
-    "type": 2,
-    "trackingId": "102004",
-}
 
 
 def _waas_key(which: int = 0) -> rsa.RSAPrivateKey:
@@ -321,7 +279,7 @@ def test_arbitrary_field_values_only_raise_invalid_input(base: dict[str, Any], c
 # -- idempotency keys ------------------------------------------------------------------------
 
 
-def _key(payload: dict[str, Any]) -> str:
+def _key(payload: Mapping[str, Any]) -> str:
     return uu.idempotency_key(uu.parse_callback(payload))
 
 
@@ -385,76 +343,40 @@ def test_failure_answer_says_why_and_is_never_zero() -> None:
 
 def test_the_demo_helpers_play_the_waas() -> None:
     private = private_from_crypto(_waas_key())
-    sent = uu.encrypt_as_waas({**DEPOSIT, "amount": Decimal("2.5")}, private)
-    assert uu.decrypt_body(sent.encode(), _public()) == {**DEPOSIT, "amount": "2.5"}
-    assert uu.decrypt_as_waas(uu.encrypt_data({"x": "y"}, _public()), private) == {"x": "y"}
+    sent = encrypt_as_waas({**DEPOSIT, "amount": Decimal("2.5")}, private)
+    assert uu.decrypt_body(sent, _public()) == {**DEPOSIT, "amount": "2.5"}
+    assert decrypt_as_waas(uu.encrypt_data({"x": "y"}, _public()), private) == {"x": "y"}
 
 
-# -- withdrawal second confirmation ----------------------------------------------------------
+# -- API key and stored form -----------------------------------------------------------------
 
-ORDER = ExpectedOrder(
-    provider="uuwallet",
-    order_ref="D611657466",
-    chain="ETH",
-    asset="USDT",
-    destination="0xabcdef0123456789abcdef0123456789abcdef01",
-    amount=Decimal("3.30"),
-    expires_at=2_000_000_000.0,
-    extras=(("tenantUserId", "bbxuzbc"),),
-)
-NOW = 1_900_000_000.0
+KEYS = ("k-current-0123456789abcdef", "k-previous-0123456789abcdef")
 
 
-def _request(**changes: Any) -> uu.WithdrawRequest:
-    request = uu.parse_callback({**REQUEST_WITHDRAW, **changes})
-    assert isinstance(request, uu.WithdrawRequest)
-    return request
-
-
-def test_confirmation_answer_comes_from_the_order() -> None:
-    # Extra detail fields in the request must never leak into the answer.
-    request = _request(address="TAttacker", amount="999", symbol="TRX", chainName="TRON")
-    assert uu.order_problem(request, ORDER, now=NOW) is None
-    data = uu.confirmation_data(request, ORDER)
-    assert data == {
-        "tenantUserId": "bbxuzbc",
-        "callBackId": "D611657466",
-        "address": ORDER.destination,
-        "chainName": "ETH",
-        "symbol": "USDT",
-        "amount": "3.30",
-        "type": 2,
-        "requestUUID": REQUEST_WITHDRAW["requestUUID"],
-    }
-    assert _waas_read(str(uu.answer(_public(), uu.ErrCode.OK, data=data)["data"])) == data
-
-
-def test_confirmation_amount_is_never_in_exponent_notation() -> None:
-    order = replace(ORDER, amount=Decimal("1E+3"))
-    assert uu.confirmation_data(_request(), order)["amount"] == "1000"
+@pytest.mark.parametrize("presented", KEYS)
+def test_any_configured_api_key_is_accepted(presented: str) -> None:
+    uu.check_api_key(presented, KEYS)
 
 
 @pytest.mark.parametrize(
-    ("order", "request_changes", "problem"),
-    [
-        (None, {}, "unknown_order"),
-        (replace(ORDER, order_ref="D0"), {}, "unknown_order"),
-        (replace(ORDER, provider="chainup_waas"), {}, "unknown_order"),
-        (replace(ORDER, expires_at=NOW), {}, "order_expired"),
-        (replace(ORDER, expires_at=None), {}, None),
-        (replace(ORDER, confirmed=True), {}, "order_already_confirmed"),
-        (replace(ORDER, extras=()), {}, "order_without_tenant"),
-        (ORDER, {"tenantUserId": "mallory"}, "tenant_mismatch"),
-        (ORDER, {"requestUUID": "a-retry"}, None),
-    ],
+    ("presented", "reason"),
+    [(None, "missing"), ("", "missing"), ("k-current-0123456789abcde", "wrong"), (KEYS[0] + "x", "wrong")],
 )
-def test_order_problems(order: ExpectedOrder | None, request_changes: dict[str, Any], problem: str | None) -> None:
-    assert uu.order_problem(_request(**request_changes), order, now=NOW) == problem
+def test_missing_or_wrong_api_key_is_unauthorized(presented: str | None, reason: str) -> None:
+    with pytest.raises(Unauthorized, match=reason):
+        uu.check_api_key(presented, KEYS)
 
 
-def test_decision_request_comes_from_the_order_and_is_keyed_on_the_call_back_id() -> None:
-    question = uu.decision_request(_request(requestUUID="retry-2"), ORDER)
-    assert (question.provider, question.operation) == ("uuwallet", Operation.WITHDRAW)
-    assert (question.request_id, question.order_ref, question.wallet) == ("D611657466", "D611657466", "bbxuzbc")
-    assert question.transfers == (Transfer("ETH", "USDT", Decimal("3.30"), ORDER.destination),)
-    assert uu.decision_request(_request(), ORDER) == question  # a retry asks the same question
+def test_stored_payload_is_json_safe_and_exact() -> None:
+    payload = uu.to_payload(uu.parse_callback(DEPOSIT))
+    assert json.loads(json.dumps(payload)) == payload
+    assert payload["header"] == {
+        "type": 1,
+        "request_uuid": DEPOSIT["requestUUID"],
+        "tenant_user_id": "2049",
+        "tracking_id": "6484",
+        "call_back_id": None,
+        "business": 0,
+    }
+    assert payload["transfer"]["amount"] == "2.500000000000"  # type: ignore[index]
+    assert (payload["risk_level_from"], payload["risk_level_to"], payload["tx_index"]) == (3, 3, -1)
