@@ -30,6 +30,29 @@ class RedisKeys:
     def orders_channel(self) -> str:
         return f"{self.prefix}:orders"
 
+    # >>> expected-order registry (shared/orders.py)
+    @property
+    def orders(self) -> str:
+        """Hash: "<provider>\\n<order_ref>" -> order JSON, the replicas' source."""
+        return f"{self.prefix}:orders:all"
+
+    @property
+    def orders_confirmed(self) -> str:
+        """Hash: "<provider>\\n<order_ref>" -> confirmation time; HSETNX makes confirming atomic."""
+        return f"{self.prefix}:orders:confirmed"
+
+    @property
+    def orders_seq(self) -> str:
+        """Counter bumped with every change, so a replica can tell it missed an announcement."""
+        return f"{self.prefix}:orders:seq"
+
+    @property
+    def orders_unpersisted(self) -> str:
+        """Set of confirmations not yet written to Postgres."""
+        return f"{self.prefix}:orders:unpersisted"
+
+    # <<< expected-order registry
+
     def namespace(self, name: str) -> str:
         """A key in a provider's own namespace, for state nothing else shares."""
         return f"{self.prefix}:{name}"

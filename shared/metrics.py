@@ -76,4 +76,32 @@ class Metrics:
             "callgate_queue_oldest_age_seconds", "Age of the oldest job ready to run.", ["queue"], registry=r
         )
         # >>> provider metrics (one block per provider)
+        # policy snapshot and expected-order replica (shared/policy/holder.py, shared/orders.py)
+        self.policy_version = Gauge(
+            "callgate_policy_version", "Version of the policy snapshot this process decides with (0: none).", registry=r
+        )
+        self.policy_age_seconds = Gauge(
+            "callgate_policy_age_seconds", "Seconds since the active policy snapshot was published.", registry=r
+        )
+        self.policy_reloads = Counter(
+            "callgate_policy_reloads_total",
+            "Policy loads by outcome (swapped, unchanged, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.orders_replica_lag_seconds = Histogram(
+            "callgate_orders_replica_lag_seconds",
+            "From an expected-order change being published to this process's replica applying it.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.orders_replica_size = Gauge(
+            "callgate_orders_replica_orders", "Expected orders held in this process's replica.", registry=r
+        )
+        self.orders_replica_reloads = Counter(
+            "callgate_orders_replica_reloads_total",
+            "Full replica reloads, by cause (start, gap, poll, failed).",
+            ["cause"],
+            registry=r,
+        )
         # <<< provider metrics

@@ -1,0 +1,156 @@
+"""The policy store: versions in Postgres, announcements on Redis.
+
+`publish` validates a document (schema, then its own examples), stores it as the next version and
+announces the version on the policy channel; gateways (`shared.policy.holder`) load it from here.
+Postgres is the truth; the announcement is only a hint, and a lost one is caught by the holders'
+periodic version check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.db import Connection, Pool
+from shared.keys import RedisKeys
+from shared.policy.document import canonical_json, load_document, parse_document
+from shared.policy.snapshot import PolicySnapshot, check_examples, compile_snapshot
+
+logger = logging.getLogger(__name__)
+
+_INSERT = (
+    "INSERT INTO policies (document, source, sha256, published_by, state) VALUES ($1, $2, $3, $4, $5)"
+    " RETURNING version, document, source, sha256, published_at, published_by, state"
+)
+_SELECT_ACTIVE = (
+    "SELECT version, document, source, sha256, published_at, published_by, state FROM policies WHERE state = 'active'"
+)
+_SELECT_LATEST = (
+    "SELECT version, document, source, sha256, published_at, published_by, state"
+    " FROM policies ORDER BY version DESC LIMIT $1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    """One row of the policies table."""
+
+    version: int
+    document: object  # validated data, amounts as strings
+    source: str
+    sha256: str
+    published_at: float  # unix seconds
+    published_by: str
+    state: str  # active | shadow | retired
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    policy: StoredPolicy
+    created: bool  # False: the active document already had this content; nothing changed
+    announced: bool  # False: Redis did not take the announcement (holders will poll it)
+
+
+def validate(text: str | bytes) -> tuple[object, str]:
+    """Check a document the way publishing does; returns (stored data, sha256) or raises PolicyError."""
+    data = load_document(text)
+    document = parse_document(data)
+    check_examples(document, compile_snapshot(document, version=0, published_at=0.0, sha256=""))
+    canonical = canonical_json(data)
+    # The stored form keeps amounts as strings: jsonb would turn decimals into binary floats.
+    return json.loads(canonical), hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compile_stored(stored: StoredPolicy) -> PolicySnapshot:
+    """The snapshot of a stored version (CPU-bound: run it off the event loop)."""
+    return compile_snapshot(
+        parse_document(stored.document),
+        version=stored.version,
+        published_at=stored.published_at,
+        sha256=stored.sha256,
+    )
+
+
+async def publish(
+    pool: Pool, redis: Redis, keys: RedisKeys, text: str, *, published_by: str, shadow: bool = False
+) -> Published:
+    """Validate `text`, store it as the next version (active, or shadow beside the active one) and
+    announce it. Raises PolicyError for an invalid document; nothing is stored then."""
+    data, sha256 = validate(text)
+    async with pool.acquire() as conn, conn.transaction():
+        # One publisher at a time: the version order must be the order of activation.
+        await conn.execute("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE")
+        active = await _active(conn)
+        if active is not None and active.sha256 == sha256 and not shadow:
+            return Published(active, created=False, announced=False)
+        if not shadow:
+            await conn.execute("UPDATE policies SET state = 'retired' WHERE state = 'active'")
+        row = await conn.fetchrow(
+            _INSERT,
+            data,
+            text if isinstance(text, str) else text.decode(errors="replace"),
+            sha256,
+            published_by,
+            "shadow" if shadow else "active",
+        )
+    stored = _stored(row)
+    announced = shadow or await announce(redis, keys, stored.version)
+    logger.info("policy version %d published by %s (%s)", stored.version, published_by, stored.state)
+    return Published(stored, created=True, announced=announced)
+
+
+async def announce(redis: Redis, keys: RedisKeys, version: int) -> bool:
+    """Tell every holder that `version` is active; False when Redis could not be reached."""
+    try:
+        await redis.publish(keys.policy_channel, str(version))
+    except (RedisError, OSError) as e:
+        logger.warning("policy version %d stored but not announced (%s); holders will poll", version, e)
+        return False
+    return True
+
+
+async def load_active(pool: Pool) -> StoredPolicy | None:
+    """The active version, or None when nothing was ever published."""
+    async with pool.acquire() as conn:
+        return await _active(conn)
+
+
+async def active_version(pool: Pool) -> int | None:
+    """Just the active version number: the cheap query of the holders' periodic check."""
+    async with pool.acquire() as conn:
+        version = await conn.fetchval("SELECT version FROM policies WHERE state = 'active'")
+    return None if version is None else int(version)
+
+
+async def list_versions(pool: Pool, *, limit: int = 20) -> list[StoredPolicy]:
+    """The latest versions, newest first."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(_SELECT_LATEST, limit)
+    return [_stored(row) for row in rows]
+
+
+async def _active(conn: Connection) -> StoredPolicy | None:
+    row = await conn.fetchrow(_SELECT_ACTIVE)
+    return None if row is None else _stored(row)
+
+
+def _stored(row: asyncpg.Record | None) -> StoredPolicy:
+    assert row is not None  # RETURNING / WHERE found it: a programmer error otherwise
+    published_at = row["published_at"]
+    assert isinstance(published_at, dt.datetime)
+    return StoredPolicy(
+        version=int(row["version"]),
+        document=row["document"],
+        source=str(row["source"]),
+        sha256=str(row["sha256"]),
+        published_at=published_at.timestamp(),
+        published_by=str(row["published_by"]),
+        state=str(row["state"]),
+    )
