@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -9,6 +11,7 @@ from gateway.ingest import Ingestor
 from shared.config import Settings
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
+from shared.policy.snapshot import PolicySnapshot
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -16,4 +19,13 @@ REDIS = web.AppKey("redis", Redis)
 REDIS_KEYS = web.AppKey("redis_keys", RedisKeys)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 # >>> provider and feature keys (one line each)
+
+class PolicySource(Protocol):
+    """Where handlers read the live policy snapshot (None: none loaded, decisions fail closed)."""
+
+    @property
+    def current(self) -> PolicySnapshot | None: ...
+
+
+POLICY = web.AppKey("policy", PolicySource)  # the live policy snapshot (cobo_tss and other sync providers)
 # <<< provider and feature keys

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.handlers import ops, wyre
+from gateway.handlers import cobo_tss, ops, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,6 +21,7 @@ class Route:
     name: str
     provider: str | None = None  # the ProviderSettings field that enables it; None: always on
     summary: str = ""
+    path_setting: str | None = None  # an attribute of the provider's settings that overrides `path`
 
 
 ROUTES: tuple[Route, ...] = (
@@ -36,6 +37,32 @@ ROUTES: tuple[Route, ...] = (
         summary="Wyre v3 wallet callback",
     ),
     # >>> provider routes (one block per provider)
+    Route(
+        "POST",
+        "/cobo/tss-node/v2/check",
+        cobo_tss.check,
+        "cobo_tss_check",
+        provider="cobo_tss",
+        summary="Cobo TSS Node callback: approve or reject a TSS task (signed answer)",
+        path_setting="check_path",
+    ),
+    Route(
+        "POST",
+        "/cobo/tss-node/v2/event",
+        cobo_tss.event,
+        "cobo_tss_event",
+        provider="cobo_tss",
+        summary="Cobo TSS Node event (enqueued)",
+        path_setting="event_path",
+    ),
+    Route(
+        "GET",
+        "/cobo/tss-node/ping",
+        cobo_tss.ping,
+        "cobo_tss_ping",
+        provider="cobo_tss",
+        summary="Cobo TSS callback server health, as the templates answer it",
+    ),
     # <<< provider routes
 )
 
@@ -44,6 +71,13 @@ def enabled_routes(settings: Settings) -> list[Route]:
     return [r for r in ROUTES if r.provider is None or getattr(settings.providers, r.provider) is not None]
 
 
+def route_path(route: Route, settings: Settings) -> str:
+    """The route's path, or the configured one when the provider makes it configurable."""
+    if route.path_setting is None or route.provider is None:
+        return route.path
+    return str(getattr(getattr(settings.providers, route.provider), route.path_setting))
+
+
 def setup_routes(app: web.Application, settings: Settings) -> None:
     for route in enabled_routes(settings):
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        app.router.add_route(route.method, route_path(route, settings), route.handler, name=route.name)

@@ -185,6 +185,46 @@ def _wyre(env: Env) -> WyreSettings | None:
 
 
 # >>> cobo_tss settings (owned by the Cobo TSS provider)
+
+
+@dataclass(frozen=True, slots=True)
+class CoboTssSettings:
+    """Cobo TSS Node callback server v2: both keys are required to enable it."""
+
+    node_public_key: rsa.RSAPublicKey = field(repr=False)  # verifies the node's request tokens
+    private_key: rsa.RSAPrivateKey = field(repr=False)  # signs our answers
+    event_public_key: rsa.RSAPublicKey | None = field(default=None, repr=False)  # None: /v2/event off
+    check_path: str = "/cobo/tss-node/v2/check"
+    event_path: str = "/cobo/tss-node/v2/event"
+    issuer: str = "callgate"
+    response_ttl_minutes: float = 2.0
+    token_leeway_seconds: float = 30.0
+
+
+def _cobo_tss(env: Env) -> CoboTssSettings | None:
+    node_var, ours_var = "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE", "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE"
+    node, ours = _rsa_public(env, node_var), _rsa_private(env, ours_var)
+    if node is None and ours is None:
+        return None
+    if node is None or ours is None:
+        raise ConfigError(node_var if node is None else ours_var, f"{node_var} and {ours_var} go together")
+    paths = {}
+    for name, default in (("CHECK", "/cobo/tss-node/v2/check"), ("EVENT", "/cobo/tss-node/v2/event")):
+        paths[name] = _str(env, f"CALLGATE_COBO_TSS_{name}_PATH", default)
+        if not paths[name].startswith("/"):
+            raise ConfigError(f"CALLGATE_COBO_TSS_{name}_PATH", "must start with /")
+    return CoboTssSettings(
+        node_public_key=node,
+        private_key=ours,
+        event_public_key=_rsa_public(env, "CALLGATE_COBO_TSS_EVENT_PUBLIC_KEY_FILE"),
+        check_path=paths["CHECK"],
+        event_path=paths["EVENT"],
+        issuer=_str(env, "CALLGATE_COBO_TSS_ISSUER", "callgate"),
+        response_ttl_minutes=_float(env, "CALLGATE_COBO_TSS_RESPONSE_TTL_MINUTES", 2.0, minimum=0.5),
+        token_leeway_seconds=_float(env, "CALLGATE_COBO_TSS_TOKEN_LEEWAY_SECONDS", 30.0),
+    )
+
+
 # <<< cobo_tss settings
 
 
@@ -269,6 +309,7 @@ class ProviderSettings:
 
     wyre: WyreSettings | None = None
     # >>> provider fields (one line per provider, in the order above)
+    cobo_tss: CoboTssSettings | None = None
     cobo_waas: CoboWaasSettings | None = None
     cobo_ucw: CoboUcwSettings | None = None
     # <<< provider fields
@@ -278,6 +319,7 @@ def _providers(env: Env) -> ProviderSettings:
     return ProviderSettings(
         wyre=_wyre(env),
         # >>> provider loaders
+        cobo_tss=_cobo_tss(env),
         cobo_waas=_cobo_waas(env),
         cobo_ucw=_cobo_ucw(env),
         # <<< provider loaders

@@ -76,6 +76,32 @@ class Metrics:
             "callgate_queue_oldest_age_seconds", "Age of the oldest job ready to run.", ["queue"], registry=r
         )
         # >>> provider metrics (one block per provider)
+        # cobo_tss (decision metrics carry a provider label: any synchronous provider may use them)
+        self.decisions = Counter(
+            "callgate_decisions_total",
+            "Synchronous decisions answered, by provider, request type, action and first reason code.",
+            ["provider", "request_type", "action", "reason"],
+            registry=r,
+        )
+        self.decision_seconds = Histogram(
+            "callgate_decision_duration_seconds",
+            "Policy evaluation time alone (no I/O, no signing), by provider.",
+            ["provider"],
+            buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
+            registry=r,
+        )
+        self.token_failures = Counter(
+            "callgate_token_failures_total",
+            "Request tokens refused, by provider and reason (bad_signature, expired, alg_not_allowed, ...).",
+            ["provider", "reason"],
+            registry=r,
+        )
+        self.decision_replays = Counter(
+            "callgate_decision_replays_total",
+            "Requests that reused a request id with different content (answered REJECT).",
+            ["provider"],
+            registry=r,
+        )
         # policy snapshot and expected-order replica (shared/policy/holder.py, shared/orders.py)
         self.policy_version = Gauge(
             "callgate_policy_version", "Version of the policy snapshot this process decides with (0: none).", registry=r

@@ -27,7 +27,7 @@ from shared.providers.cobo_tss_fields import (
 
 CURVES = {0: "secp256k1", 2: "ed25519"}
 SIGNATURE_TYPES = {1: "ecdsa", 2: "eddsa", 3: "schnorr"}
-PROTOCOLS = {1: "gg18", 2: "lindell", 3: "eddsa_tss"}
+PROTOCOLS = {1: "gg18", 2: "lindell", 3: "eddsatss"}
 # [I] Cobo chain ids of EVM chains we know of. A chain missing here is still treated as EVM when
 # its source address has the 0x shape, so a new EVM chain is verified rather than waved through.
 EVM_CHAINS = frozenset(
