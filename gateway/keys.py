@@ -20,6 +20,7 @@ REDIS_KEYS = web.AppKey("redis_keys", RedisKeys)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 # >>> provider and feature keys (one line each)
 
+
 class PolicySource(Protocol):
     """Where handlers read the live policy snapshot (None: none loaded, decisions fail closed)."""
 

@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -105,7 +105,9 @@ def cobo(aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.R
 
 
 async def rows(db: asyncpg.Pool[asyncpg.Record]) -> list[asyncpg.Record]:
-    return await db.fetch("SELECT kind, idempotency_key, status, decision, policy_version, payload FROM events ORDER BY id")
+    return await db.fetch(
+        "SELECT kind, idempotency_key, status, decision, policy_version, payload FROM events ORDER BY id"
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,12 @@ async def rows(db: asyncpg.Pool[asyncpg.Record]) -> list[asyncpg.Record]:
     ],
 )  # fmt: skip
 async def test_every_request_type_is_decided_signed_and_audited(
-    cobo: Start, run_worker: RunWorker, db: asyncpg.Pool[asyncpg.Record], package: dict[str, Any], action: str, code: str
+    cobo: Start,
+    run_worker: RunWorker,
+    db: asyncpg.Pool[asyncpg.Record],
+    package: dict[str, Any],
+    action: str,
+    code: str,
 ) -> None:
     h = await cobo()
     answer = await h.check(package)
@@ -143,7 +150,8 @@ async def test_every_request_type_is_decided_signed_and_audited(
 
 async def test_ping_is_approved_and_not_memoised(cobo: Start, redis: Redis) -> None:
     h = await cobo()
-    for empty in ("", {}):
+    empties: tuple[object, ...] = ("", {})
+    for empty in empties:
         answer = await h.check({"request_id": empty, "request_type": 0, "request_detail": empty, "extra_info": empty})
         assert (answer["status"], answer["action"], answer["request_id"]) == (0, "APPROVE", "")
     assert await redis.dbsize() == 0
@@ -263,7 +271,10 @@ async def test_reused_request_id_with_other_content_is_a_rejected_counted_replay
     # and it does not poison the original: the first content still gets its APPROVE
     assert (await h.check(samples.keysign("rp", amount="1.5")))["action"] == "APPROVE"
     await run_worker(h.settings)
-    assert [(r["kind"], r["status"]) for r in await rows(db)] == [("decision.keysign", "approve"), ("replay.keysign", "rejected")]
+    assert [(r["kind"], r["status"]) for r in await rows(db)] == [
+        ("decision.keysign", "approve"),
+        ("replay.keysign", "rejected"),
+    ]
 
 
 async def test_evm_keysign_whose_hash_list_does_not_match_is_rejected(cobo: Start) -> None:
@@ -300,8 +311,8 @@ async def test_configurable_check_path(cobo: Start) -> None:
 
 
 def _event_token(event_id: str, key: rsa.RSAPrivateKey = EVENTS) -> str:
-    event = {"event_id": event_id, "event_type": "request.keysign.succeeded", "node_id": "coboNodeA1",
-             "created_timestamp": 1, "data": {"request_id": "ks-1", "request_type": 2, "request_status": 190}}  # fmt: skip
+    data = {"request_id": "ks-1", "request_type": 2, "request_status": 190}
+    event = {"event_id": event_id, "event_type": "request.keysign.succeeded", "node_id": "n1", "data": data}
     return samples.request_token(event, key)
 
 
