@@ -22,6 +22,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.channels import follow, stop_tasks
 from shared.db import Pool
 from shared.errors import InputError
 from shared.keys import RedisKeys
@@ -31,7 +32,6 @@ from shared.policy.model import ExpectedOrder
 
 logger = logging.getLogger(__name__)
 
-_RETRY_S = 1.0
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _POLL_ERRORS = (*_REDIS_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -73,14 +73,13 @@ class OrderReplica:
         """Load the registry (a failure is retried by the poll), then follow its changes."""
         with contextlib.suppress(*_REDIS_ERRORS):
             await self.reload("start")
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+        self._tasks = [
+            asyncio.create_task(follow(self._redis, self._keys.orders_channel, self._apply)),
+            asyncio.create_task(self._poll()),
+        ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def reload(self, cause: str) -> None:
@@ -147,16 +146,3 @@ class OrderReplica:
             except _POLL_ERRORS as e:
                 logger.warning("orders poll failed (retried next round): %s", e)
                 self._observe_reload("failed")
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(self._keys.orders_channel)
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None and message.get("type") == "message":
-                            await self._apply(message["data"])
-            except (RedisError, OSError) as e:
-                logger.warning("orders channel lost (%s); retrying, the poll covers the gap", e)
-                await asyncio.sleep(_RETRY_S)

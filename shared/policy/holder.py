@@ -10,14 +10,13 @@ sees either the old snapshot or the new one, never a mix.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from shared.channels import follow, stop_tasks
 from shared.db import Pool
 from shared.errors import PolicyError
 from shared.keys import RedisKeys
@@ -28,7 +27,6 @@ from shared.policy.store import active_version, compile_stored, load_active
 logger = logging.getLogger(__name__)
 
 _LOAD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, PolicyError)
-_REDIS_RETRY_S = 1.0
 
 
 class PolicyHolder:
@@ -65,14 +63,13 @@ class PolicyHolder:
     async def start(self) -> None:
         """Load what is active now (a failure leaves None and is retried by the poll), then follow."""
         await self.refresh()
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._poll())]
+        self._tasks = [
+            asyncio.create_task(follow(self._redis, self._channel, self._on_announcement)),
+            asyncio.create_task(self._poll()),
+        ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def refresh(self) -> bool:
@@ -118,20 +115,5 @@ class PolicyHolder:
             await asyncio.sleep(self._poll_interval_s)
             await self.refresh()
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                await self._follow_channel()
-            except (RedisError, OSError) as e:
-                logger.warning("policy channel lost (%s); retrying, the poll covers the gap", e)
-                await asyncio.sleep(_REDIS_RETRY_S)
-
-    async def _follow_channel(self) -> None:
-        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(self._channel)
-            while True:
-                # get_message with a timeout instead of listen(): the client's socket timeout
-                # would otherwise turn a quiet channel into an error.
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None and message.get("type") == "message":
-                    await self.refresh()
+    async def _on_announcement(self, _message: bytes) -> None:
+        await self.refresh()
