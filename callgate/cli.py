@@ -79,12 +79,25 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _wallets(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.wallets import command
+
+    return command(args, settings)
+
+
+def _wallets_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from callgate.wallets import add_parser
+
+    add_parser(sub)
+
+
 COMMANDS: dict[str, Command] = {
     "gateway": _gateway,
     "worker": _worker,
     "migrate": _migrate,
     "demo": _demo,
     # >>> feature commands (verb: function); add their parser in _parser below
+    "wallets": _wallets,
     # <<< feature commands
 }
 
@@ -104,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--url", help="gateway base URL (default: CALLGATE_HOST:CALLGATE_PORT)")
     demo.add_argument("--data", default="var/dev", help="where `callgate dev` keeps its dev.env")
     # >>> feature parsers
+    _wallets_parser(sub)
     # <<< feature parsers
     return parser
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.handlers import cobo_tss, ops, wyre
+from gateway.handlers import cobo_tss, cobo_ucw, cobo_waas, ops, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,6 +62,22 @@ ROUTES: tuple[Route, ...] = (
         "cobo_tss_ping",
         provider="cobo_tss",
         summary="Cobo TSS callback server health, as the templates answer it",
+    ),
+    Route(
+        "POST",
+        "/api/v1/wallets/{wallet_uuid}/tss/callback",
+        cobo_ucw.tss_callback,
+        "cobo_ucw_tss_callback",
+        provider="cobo_ucw",
+        summary="Cobo UCW TSS request callback (reconciled with WaaS)",
+    ),
+    Route(
+        "POST",
+        "/cobo/waas/webhooks",
+        cobo_waas.webhook,
+        "cobo_waas_webhook",
+        provider="cobo_waas",
+        summary="Cobo WaaS 2.0 webhooks (wallets.mpc.tss_request.* trigger reconciliation)",
     ),
     # <<< provider routes
 )

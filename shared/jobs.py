@@ -18,6 +18,7 @@ from shared.errors import InvalidInput
 
 STORE_EVENT = "store_event"
 # >>> job names (one line per job)
+RECONCILE_TSS_REQUEST = "reconcile_tss_request"  # cobo_ucw: read WaaS, store the truth
 # <<< job names
 
 JsonObject = dict[str, Any]

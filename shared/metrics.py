@@ -130,4 +130,94 @@ class Metrics:
             ["cause"],
             registry=r,
         )
+        # cobo_ucw / cobo_waas (WaaS reconciliation)
+        self.waas_calls = Counter(
+            "callgate_waas_calls_total",
+            "HTTP attempts to a WaaS API, by provider and outcome "
+            "(ok, client_error, server_error, rate_limited, timeout, connection_error, bad_signature, bad_answer).",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.waas_call_seconds = Histogram(
+            "callgate_waas_call_duration_seconds",
+            "Duration of one HTTP attempt to a WaaS API, by provider.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.reconcile_lag_seconds = Histogram(
+            "callgate_reconcile_lag_seconds",
+            "From a status report being received to the WaaS state being stored, by provider.",
+            ["provider"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.reconcile_disagreements = Counter(
+            "callgate_reconcile_disagreements_total",
+            "Reports found to contradict the provider API's state (flagged on the row), by provider.",
+            ["provider"],
+            registry=r,
+        )
+        self.reconcile_pending = Gauge(
+            "callgate_reconcile_pending",
+            "Reconciliations not settled yet (provider state not terminal), as last counted, by provider.",
+            ["provider"],
+            registry=r,
+        )
+        # policy snapshot and expected-order replica (shared/policy/holder.py, shared/orders.py)
+        self.policy_version = Gauge(
+            "callgate_policy_version", "Version of the policy snapshot this process decides with (0: none).", registry=r
+        )
+        self.policy_age_seconds = Gauge(
+            "callgate_policy_age_seconds", "Seconds since the active policy snapshot was published.", registry=r
+        )
+        self.policy_reloads = Counter(
+            "callgate_policy_reloads_total",
+            "Policy loads by outcome (swapped, unchanged, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.orders_replica_lag_seconds = Histogram(
+            "callgate_orders_replica_lag_seconds",
+            "From an expected-order change being published to this process's replica applying it.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.orders_replica_size = Gauge(
+            "callgate_orders_replica_orders", "Expected orders held in this process's replica.", registry=r
+        )
+        self.orders_replica_reloads = Counter(
+            "callgate_orders_replica_reloads_total",
+            "Full replica reloads, by cause (start, gap, poll, failed).",
+            ["cause"],
+            registry=r,
+        )
+        # notifications (workers/deliver.py)
+        self.notification_deliveries = Counter(
+            "callgate_notification_deliveries_total",
+            "Delivery job runs by outcome (delivered, retry, dead, gone, disabled, deferred, early, stale, missing).",
+            ["outcome"],
+            registry=r,
+        )
+        self.notification_attempt_seconds = Histogram(
+            "callgate_notification_attempt_duration_seconds",
+            "Duration of one HTTP delivery attempt to a subscriber.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.notification_delivered_attempt = Histogram(
+            "callgate_notification_delivered_attempt",
+            "Attempt number on which a notification was delivered (1 = first try).",
+            buckets=(1, 2, 3, 4, 5, 6, 7, 8),
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "callgate_notification_breaker_transitions_total",
+            "Subscriber circuit breakers opened or closed by this process.",
+            ["change"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "callgate_dead_letters_total", "Jobs given up and written to dead_letters, by job.", ["job"], registry=r
+        )
         # <<< provider metrics

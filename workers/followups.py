@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from shared.jobs import EventEnvelope
+from workers import reconcile
 
 if TYPE_CHECKING:
     from workers.deps import WorkerDeps
@@ -17,5 +18,7 @@ FollowUp = Callable[["WorkerDeps", EventEnvelope], Awaitable[None]]
 
 FOLLOW_UPS: Mapping[str, tuple[FollowUp, ...]] = {
     # >>> follow-ups (provider: (functions,))
+    "cobo_ucw": (reconcile.follow_report,),
+    "cobo_waas": (reconcile.follow_webhook,),
     # <<< follow-ups
 }

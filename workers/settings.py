@@ -10,6 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from arq import Retry, Worker
@@ -18,11 +19,13 @@ from arq.worker import Function, func
 
 from shared.config import Settings
 from shared.db import create_pool
-from shared.jobs import STORE_EVENT
+from shared.jobs import RECONCILE_TSS_REQUEST, STORE_EVENT
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.queue import deserialize_job, serialize_job
 from workers.deps import JobCtx, WorkerDeps
+from workers.reconcile import MAX_TRIES as RECONCILE_MAX_TRIES
+from workers.reconcile import reconcile_tss_request, waas_resources
 from workers.store import MAX_TRIES, store_event
 from workers.writer import EventWriter
 
@@ -55,6 +58,7 @@ def job_functions(settings: Settings, metrics: Metrics) -> list[Function]:
     table: list[tuple[str, JobFunction, int]] = [
         (STORE_EVENT, store_event, MAX_TRIES),
         # >>> jobs (name, function, max_tries)
+        (RECONCILE_TSS_REQUEST, reconcile_tss_request, RECONCILE_MAX_TRIES),
         # <<< jobs
     ]
     return [
@@ -77,8 +81,14 @@ def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overri
         writer = EventWriter(pool)
         writer.start()
         ctx["deps"] = WorkerDeps(settings, pool, ctx["redis"], RedisKeys(settings.key_prefix), metrics, writer)
+        # >>> worker resources (async context managers: entered here, closed in on_shutdown)
+        ctx["resources"] = resources = AsyncExitStack()
+        await resources.enter_async_context(waas_resources(ctx))
+        # <<< worker resources
 
     async def on_shutdown(ctx: JobCtx) -> None:
+        if isinstance(resources := ctx.get("resources"), AsyncExitStack):
+            await resources.aclose()
         worker_deps = ctx.get("deps")
         if isinstance(worker_deps, WorkerDeps):
             await worker_deps.writer.stop()

@@ -75,6 +75,17 @@ class TSSRequest:
     description: str | None
     created_timestamp_ms: int | None
 
+    def snapshot(self) -> dict[str, object]:
+        """The request as WaaS names its fields (raw status kept), for storage and answers."""
+        return {
+            "tss_request_id": self.tss_request_id,
+            "status": self.status_raw,
+            "type": self.type,
+            "target_key_share_holder_group_id": self.target_key_share_holder_group_id,
+            "description": self.description,
+            "created_timestamp": self.created_timestamp_ms,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class TssRequestEvent:
