@@ -26,6 +26,12 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_ingestor)
     # >>> feature contexts (policy holder, order replica, ...; after _ingestor)
+    from gateway.process_metrics import side_port  # per-process /metrics (docs/operations.md)
+
+    app.cleanup_ctx.append(side_port)
+    from gateway.live import live_state  # policy snapshot + expected-order replica (POLICY, ORDERS)
+
+    app.cleanup_ctx.append(live_state)
     # <<< feature contexts
     setup_routes(app, settings)
     return app
