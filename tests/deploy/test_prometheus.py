@@ -15,13 +15,15 @@ from tests.deploy.manifests import DEPLOY, check_promql, load_yaml, promql_label
 PROMETHEUS = DEPLOY / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
 ALERT_TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
-# The alerts the issue requires a promtool test for, as (alert name, what it watches).
+# The alerts the issue requires a promtool test for.
 TESTED_ALERTS = {
     "CallgateAckPathFailing",
     "CallgateQueueGrowing",
     "CallgateOldestJobTooOld",
     "CallgateDecisionLatencyHigh",
     "CallgateWaasDisagreements",
+    "CallgateDeadLetters",
+    "CallgatePolicyStale",
 }
 
 
