@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
+from callgate.ucw_demo import send_cobo_ucw
 from shared.config import Settings
 from shared.providers import wyre
 
@@ -72,6 +73,7 @@ async def send_wyre(settings: Settings, session: aiohttp.ClientSession, base_url
 SENDERS: dict[str, Sender] = {
     "wyre": send_wyre,
     # >>> demo senders (provider: sender)
+    "cobo_ucw": send_cobo_ucw,
     # <<< demo senders
 }
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from callgate.ucw_demo import send_cobo_ucw
 from gateway.keys import METRICS
 from shared.config import CoboUcwSettings, CoboWaasSettings, Settings
 from shared.db import Pool
@@ -240,3 +242,19 @@ async def test_waas_webhook_triggers_reconciliation(
     await run_worker(settings)
     row = await _row(db)
     assert (row["waas_status"], row["waas_terminal"], row["attempts"]) == ("Success", True, 2)
+
+
+async def test_demo_samples_show_every_outcome(start: Start, run_worker: RunWorker) -> None:
+    settings, client = await start()
+    async with aiohttp.ClientSession() as session:
+        lines = await send_cobo_ucw(settings, session, str(client.make_url("")).rstrip("/"))
+    assert [line.split(": ", 1)[1][:3] for line in lines] == ["200", "200", "200", "401", "404", "422"]
+    assert _callbacks(client, "accepted") == 2 and _callbacks(client, "duplicate") == 1
+
+
+async def test_workers_rebuild_the_wallet_replica_redis_lost(start: Start, run_worker: RunWorker, redis: Redis) -> None:
+    settings, client = await start("Success")
+    await redis.flushdb()  # Redis lost everything; Postgres still has the wallet
+    assert (await _report(client)).status == 404
+    await run_worker(settings)  # worker start-up re-syncs the replica from Postgres
+    assert (await _report(client)).status == 200
