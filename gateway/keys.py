@@ -11,6 +11,7 @@ from gateway.ingest import Ingestor
 from shared.config import Settings
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
+from shared.policy.model import OrderView
 from shared.policy.snapshot import PolicySnapshot
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,4 +30,15 @@ class PolicySource(Protocol):
 
 
 POLICY = web.AppKey("policy", PolicySource)  # the live policy snapshot (cobo_tss and other sync providers)
+
+
+class OrderBook(OrderView, Protocol):
+    """The expected-order registry as handlers see it: an in-process replica plus an atomic confirm."""
+
+    async def confirm(self, provider: str, order_ref: str) -> bool:
+        """Mark an order consumed by a second confirmation; False when it already was."""
+        ...
+
+
+ORDERS = web.AppKey("orders", OrderBook)  # expected orders (UU Wallet, ChainUp second confirmations)
 # <<< provider and feature keys

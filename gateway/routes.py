@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.handlers import cobo_tss, cobo_ucw, cobo_waas, ops, wyre
+from gateway.handlers import cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -78,6 +78,22 @@ ROUTES: tuple[Route, ...] = (
         "cobo_waas_webhook",
         provider="cobo_waas",
         summary="Cobo WaaS 2.0 webhooks (wallets.mpc.tss_request.* trigger reconciliation)",
+    ),
+    Route(
+        "POST",
+        "/uuwallet/callback",
+        uuwallet.callback,
+        "uuwallet_callback",
+        provider="uuwallet",
+        summary="UU Wallet WaaS callbacks (deposits, withdrawal results, address and withdrawal notices)",
+    ),
+    Route(
+        "POST",
+        "/uuwallet/withdraw-info",
+        uuwallet.withdraw_info,
+        "uuwallet_withdraw_info",
+        provider="uuwallet",
+        summary="UU Wallet withdrawal second confirmation (answered from the registered order)",
     ),
     # <<< provider routes
 )

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from shared import rsablocks
 from shared.errors import ConfigError
 from shared.waas.cobo_auth import ENVIRONMENTS, CoboEnvironment, load_api_secret, load_public_key, public_key_hex
 from shared.waas.cobo_client import ClientOptions
@@ -299,7 +300,44 @@ def _cobo_ucw(env: Env) -> CoboUcwSettings | None:
 # >>> chainup settings (owned by the ChainUp provider)
 # <<< chainup settings
 
+
 # >>> uuwallet settings (owned by the UU Wallet provider)
+@dataclass(frozen=True, slots=True)
+class UuWalletSettings:
+    """UU Wallet WaaS callbacks: accepted `X-API-KEY` values (several during a rotation) and the
+    WaaS RSA public key, which opens every callback and encrypts every answer."""
+
+    api_keys: tuple[str, ...] = field(repr=False)
+    public_key: rsablocks.RsaPublic = field(repr=False)
+    # A real callback is about 1 KiB; the cap bounds the RSA work an API-key holder can cause.
+    max_body_bytes: int = 16 * 1024
+
+
+def _uuwallet(env: Env) -> UuWalletSettings | None:
+    keys = _secret_list(env, "CALLGATE_UUWALLET_API_KEYS")
+    pem = _pem_file(env, "CALLGATE_UUWALLET_PUBLIC_KEY_FILE")
+    if not keys and pem is None:
+        return None
+    if not keys:
+        raise ConfigError("CALLGATE_UUWALLET_API_KEYS", "required when CALLGATE_UUWALLET_PUBLIC_KEY_FILE is set")
+    if pem is None:
+        raise ConfigError("CALLGATE_UUWALLET_PUBLIC_KEY_FILE", "required when CALLGATE_UUWALLET_API_KEYS is set")
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError("CALLGATE_UUWALLET_API_KEYS", "every key must be at least 16 characters (they are secrets)")
+    try:
+        # PEM or the bare Base64 DER line the WaaS e-mails out.
+        public_key = rsablocks.load_public_key(pem)
+    except ValueError as e:
+        raise ConfigError("CALLGATE_UUWALLET_PUBLIC_KEY_FILE", str(e)) from None
+    if public_key.n.bit_length() < 1024:
+        raise ConfigError("CALLGATE_UUWALLET_PUBLIC_KEY_FILE", "the RSA key is shorter than 1024 bits")
+    return UuWalletSettings(
+        api_keys=keys,
+        public_key=public_key,
+        max_body_bytes=_int(env, "CALLGATE_UUWALLET_MAX_BODY_BYTES", 16 * 1024, minimum=1024),
+    )
+
+
 # <<< uuwallet settings
 
 
@@ -312,6 +350,7 @@ class ProviderSettings:
     cobo_tss: CoboTssSettings | None = None
     cobo_waas: CoboWaasSettings | None = None
     cobo_ucw: CoboUcwSettings | None = None
+    uuwallet: UuWalletSettings | None = None
     # <<< provider fields
 
 
@@ -322,6 +361,7 @@ def _providers(env: Env) -> ProviderSettings:
         cobo_tss=_cobo_tss(env),
         cobo_waas=_cobo_waas(env),
         cobo_ucw=_cobo_ucw(env),
+        uuwallet=_uuwallet(env),
         # <<< provider loaders
     )
 

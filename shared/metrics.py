@@ -76,6 +76,20 @@ class Metrics:
             "callgate_queue_oldest_age_seconds", "Age of the oldest job ready to run.", ["queue"], registry=r
         )
         # >>> provider metrics (one block per provider)
+        # uuwallet
+        self.uuwallet_deposits_held = Counter(
+            "callgate_uuwallet_deposits_held_total",
+            "UU Wallet deposits stored flagged and held (policy risk threshold exceeded or no policy).",
+            registry=r,
+        )
+        self.uuwallet_confirmations = Counter(
+            "callgate_uuwallet_confirmations_total",
+            "UU Wallet withdrawal second confirmations answered, by outcome (approved, rejected, replay, "
+            "unknown_order, order_expired, order_already_confirmed, order_without_tenant, tenant_mismatch, "
+            "no_policy, unavailable).",
+            ["outcome"],
+            registry=r,
+        )
         # cobo_tss (decision metrics carry a provider label: any synchronous provider may use them)
         self.decisions = Counter(
             "callgate_decisions_total",
@@ -100,34 +114,6 @@ class Metrics:
             "callgate_decision_replays_total",
             "Requests that reused a request id with different content (answered REJECT).",
             ["provider"],
-            registry=r,
-        )
-        # policy snapshot and expected-order replica (shared/policy/holder.py, shared/orders.py)
-        self.policy_version = Gauge(
-            "callgate_policy_version", "Version of the policy snapshot this process decides with (0: none).", registry=r
-        )
-        self.policy_age_seconds = Gauge(
-            "callgate_policy_age_seconds", "Seconds since the active policy snapshot was published.", registry=r
-        )
-        self.policy_reloads = Counter(
-            "callgate_policy_reloads_total",
-            "Policy loads by outcome (swapped, unchanged, failed).",
-            ["outcome"],
-            registry=r,
-        )
-        self.orders_replica_lag_seconds = Histogram(
-            "callgate_orders_replica_lag_seconds",
-            "From an expected-order change being published to this process's replica applying it.",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-            registry=r,
-        )
-        self.orders_replica_size = Gauge(
-            "callgate_orders_replica_orders", "Expected orders held in this process's replica.", registry=r
-        )
-        self.orders_replica_reloads = Counter(
-            "callgate_orders_replica_reloads_total",
-            "Full replica reloads, by cause (start, gap, poll, failed).",
-            ["cause"],
             registry=r,
         )
         # cobo_ucw / cobo_waas (WaaS reconciliation)
