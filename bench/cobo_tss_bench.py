@@ -1,9 +1,18 @@
-"""Cobo TSS Node callback benchmark.
+"""Cobo TSS Node callback benchmark: `python -m bench.cobo_tss_bench [sign|route|all]`.
 
-Part 1 (`sign`): the machine's pure RS256 signing rate (one core, our `sign_rs256`), the ceiling
-any answer-signing route can reach. Prints the figures and writes JSON to bench/results/.
+Part 1 (`sign`): the machine's pure RS256 signing rate with our `sign_rs256` (complete answer
+tokens), on one core and on every core, for 2048- and 4096-bit keys: the ceiling of any route
+that signs each answer.
 
-    python bench/cobo_tss_bench.py sign [--seconds 3]
+Part 2 (`route`): `POST /cobo/tss-node/v2/check` through real gateway processes (1, then 2, with
+SO_REUSEPORT) against a private valkey-server with AOF everysec, no worker. The load is wrk in a
+separate process on loopback, replaying pre-signed node tokens of EVM key-sign requests, each
+with its own request_id (so every request is verified, parsed, hash-checked, decided, memoised
+with its audit job in Redis, and answered with a fresh signature). Throughput is reported as a
+ratio to the pure signing rate of as many cores as there are gateway processes. The client
+shares the machine's cores, which the ratio does not forgive.
+
+Results are printed and written to bench/results/cobo_tss_sign.json and cobo_tss_route.json.
 """
 
 from __future__ import annotations
@@ -13,18 +22,42 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bench.harness import LoadResult, free_port, run_wrk, start, stop
+from callgate.embedded import EmbeddedRedis
 from shared.policy.model import Action
+from shared.providers import cobo_tss_samples as samples
 from shared.providers.cobo_jwt import sign_rs256
 from shared.providers.cobo_tss import CoboTssResponse, ResponseStatus, response_claims
 
 RESULTS = Path(__file__).parent / "results"
 BITS = (2048, 4096)
+PROCESSES = (1, 2)
+CHECK = "/cobo/tss-node/v2/check"
+
+LUA = r"""
+local tokens = {}
+for line in io.lines("%s") do tokens[#tokens + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, nil, "TSS_JWT_MSG=" .. tokens[((i - 1) %% #tokens) + 1])
+end
+"""
+
+
+# -- part 1: the pure signing rate -----------------------------------------------------------
 
 
 def signing_rate(key: rsa.RSAPrivateKey, seconds: float) -> dict[str, float]:
@@ -40,15 +73,129 @@ def signing_rate(key: rsa.RSAPrivateKey, seconds: float) -> dict[str, float]:
     return {"tokens": count, "seconds": elapsed, "per_second": count / elapsed, "mean_ms": 1000 * elapsed / count}
 
 
-def run_sign(seconds: float) -> dict[str, Any]:
+def _rate_from_pem(pem: bytes, seconds: float) -> float:
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signing_rate(key, min(0.5, seconds))  # warm-up
+    return signing_rate(key, seconds)["per_second"]
+
+
+def machine_rate(pem: bytes, processes: int, seconds: float) -> float:
+    """Signatures per second with `processes` signing processes at once (one per core)."""
+    with ProcessPoolExecutor(processes) as pool:
+        return sum(pool.map(_rate_from_pem, [pem] * processes, [seconds] * processes))
+
+
+def run_sign(keys: dict[int, bytes], seconds: float) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for bits in BITS:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        signing_rate(key, min(0.5, seconds))  # warm-up
-        results[str(bits)] = signing_rate(key, seconds)
-        r = results[str(bits)]
-        print(f"RSA-{bits}: {r['per_second']:8.1f} signatures/s per core  ({r['mean_ms']:.3f} ms each)")
+    for bits, pem in keys.items():
+        rates = {p: machine_rate(pem, p, seconds) for p in PROCESSES}
+        results[str(bits)] = {f"{p}_proc_per_second": rate for p, rate in rates.items()}
+        line = "   ".join(f"{p} proc {rate:8.1f}/s" for p, rate in rates.items())
+        print(f"RSA-{bits} pure signing: {line}   ({1000 / rates[1]:.3f} ms per signature)")
     return results
+
+
+# -- part 2: the check route ----------------------------------------------------------------
+
+
+def _sign_batch(pem: bytes, prefix: str, start: int, count: int) -> list[str]:
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return [
+        samples.request_token(samples.keysign(f"{prefix}-{i}"), key, ttl_s=3600) for i in range(start, start + count)
+    ]
+
+
+def presign(pem: bytes, prefix: str, count: int) -> list[str]:
+    """`count` node tokens of distinct key-sign requests, signed on every core."""
+    workers = os.cpu_count() or 1
+    share = -(-count // workers)
+    with ProcessPoolExecutor(workers) as pool:
+        batches = pool.map(_sign_batch, [pem] * workers, [prefix] * workers, range(0, count, share), [share] * workers)
+    return [token for batch in batches for token in batch]
+
+
+def _check_answer(url: str, token: str, our_key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    body = ("TSS_JWT_MSG=" + token).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 (a loopback URL we built)
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return samples.read_response(response.read().decode(), our_key.public_key())
+
+
+def _pem_private(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _pem_public(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connections: int) -> list[dict[str, Any]]:
+    data = Path(tempfile.mkdtemp(prefix="callgate-cobo-bench-"))
+    redis = EmbeddedRedis(data / "redis").start()
+    rows: list[dict[str, Any]] = []
+    try:
+        for bits, pem in keys.items():
+            node = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+            (data / f"node-{bits}.pub").write_bytes(_pem_public(node))
+            (data / f"ours-{bits}.pem").write_bytes(pem)
+            # Enough distinct requests for the fastest run (2 processes) plus its warm-up.
+            count = int(sign[str(bits)][f"{max(PROCESSES)}_proc_per_second"] * (seconds + 3) * 1.2)
+            tokens = presign(_pem_private(node), f"b{bits}", count)
+            (data / f"tokens-{bits}.txt").write_text("\n".join(tokens) + "\n")
+            for processes in PROCESSES:
+                result = _route_run(bits, processes, data, redis, seconds, connections)
+                machine = sign[str(bits)][f"{processes}_proc_per_second"]
+                rows.append(_row(result, bits, processes, machine, len(tokens)))
+    finally:
+        redis.stop()
+    return rows
+
+
+def _route_run(
+    bits: int, processes: int, data: Path, redis: EmbeddedRedis, seconds: int, connections: int
+) -> LoadResult:
+    import redis as redis_sync
+
+    redis_sync.Redis.from_url(redis.url).flushall()  # every token is a first request again
+    port = free_port()
+    env = {
+        "REDIS_URL": redis.url,
+        "CALLGATE_PORT": str(port),
+        "CALLGATE_SPOOL_DIR": str(data / "spool"),
+        "CALLGATE_LOG_LEVEL": "WARNING",
+        "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE": str(data / f"node-{bits}.pub"),
+        "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE": str(data / f"ours-{bits}.pem"),
+    }
+    gateway = start([sys.executable, "-m", "callgate.cli", "gateway", "--processes", str(processes)], port, env)
+    url = f"http://127.0.0.1:{port}{CHECK}"
+    lua = LUA % (data / f"tokens-{bits}.txt")
+    try:
+        ours = serialization.load_pem_private_key((data / f"ours-{bits}.pem").read_bytes(), password=None)
+        assert isinstance(ours, rsa.RSAPrivateKey)
+        probe = (data / f"tokens-{bits}.txt").read_text().splitlines()[-1]
+        answer = _check_answer(url, probe, ours)
+        print(
+            f"RSA-{bits}, {processes} proc: probe answer {answer['status']} {answer['action']} {answer['error'][:60]}"
+        )
+        run_wrk("warmup", url, lua, seconds=2, connections=connections)
+        return run_wrk(f"check RSA-{bits} {processes} proc", url, lua, seconds=seconds, connections=connections)
+    finally:
+        stop(gateway)
+
+
+def _row(result: LoadResult, bits: int, processes: int, machine: float, tokens: int) -> dict[str, Any]:
+    ratio = result.requests_per_s / machine
+    print(
+        f"{result.name:<24} {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f}"
+        f"  pure signing {machine:8.1f}/s  ratio {ratio:5.1%}  non-2xx {result.non_2xx} errors {result.errors}"
+    )
+    return {**result.__dict__, "bits": bits, "processes": processes, "pure_signing_per_second": machine,
+            "ratio_to_pure_signing": round(ratio, 3), "distinct_tokens": tokens}  # fmt: skip
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
@@ -62,10 +209,17 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["sign"], nargs="?", default="sign")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("part", choices=["sign", "route", "all"], nargs="?", default="all")
+    parser.add_argument("--sign-seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk run length per route measurement")
+    parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
-    write_results("sign", {"sign": run_sign(args.seconds)})
+    keys = {bits: _pem_private(rsa.generate_private_key(public_exponent=65537, key_size=bits)) for bits in BITS}
+    sign = run_sign(keys, args.sign_seconds)
+    write_results("sign", {"sign": sign})
+    if args.part in ("route", "all"):
+        rows = run_route(keys, sign, args.seconds, args.connections)
+        write_results("route", {"sign": sign, "route": rows, "goal": "ratio_to_pure_signing >= 0.85"})
 
 
 if __name__ == "__main__":

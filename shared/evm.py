@@ -107,9 +107,11 @@ def parse_unsigned_tx(raw_hex: str) -> EvmTransaction:
     if not isinstance(fields, list):
         raise InvalidInput("unsigned_raw_tx", "not an RLP list")
     payload = _signing_payload(tx_type, fields)
+    # pyrlp decodes canonical encodings only, so `raw` is the one encoding of these fields:
+    # hashing it equals hashing the re-encoding, without the cost of re-encoding.
     prefix = bytes([tx_type]) if tx_type else b""
-    signing_hash = "0x" + keccak256(prefix + rlp.encode(payload)).hex()
-    return _build(tx_type, payload, signing_hash)
+    signed = raw if payload is fields else prefix + rlp.encode(payload)
+    return _build(tx_type, payload, "0x" + keccak256(signed).hex())
 
 
 def encode_unsigned_tx(

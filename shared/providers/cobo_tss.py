@@ -132,7 +132,10 @@ def parse_request(data: object) -> CoboTssRequest:
     if parser is None:
         return CoboTssRequest(request_id, request_type, None, ExtraInfo())
     detail = parser(_embedded_json(data, "request_detail"))
-    extra = f.parse_extra_info(_embedded_json(data, "extra_info"))
+    try:
+        extra = f.parse_extra_info(_embedded_json(data, "extra_info"))
+    except f.InexactAmount:
+        extra = f.parse_extra_info(_embedded_json(data, "extra_info", exact=True))
     return CoboTssRequest(request_id, request_type, detail, extra)
 
 
@@ -163,17 +166,28 @@ def _ping_id(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _embedded_json(data: dict[str, Any], name: str) -> dict[str, Any]:
+def _embedded_json(data: dict[str, Any], name: str, *, exact: bool = False) -> dict[str, Any]:
     value = data.get(name)
     if isinstance(value, str):
-        try:
-            # stdlib json for Decimal: a float must never touch an amount.
-            value = json.loads(value, parse_float=Decimal, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
-            raise InvalidInput(name, "not a JSON string") from None
+        value = _decode(value, name, exact=exact)
     if not isinstance(value, dict) or not value:
         raise InvalidInput(name, "missing, empty or not a JSON object")
     return value
+
+
+def _decode(text: str, name: str, *, exact: bool) -> object:
+    # orjson first (3x faster); stdlib json with Decimal when an amount came as a JSON number
+    # (a float must never touch an amount) or when orjson refuses what stdlib may accept
+    # (integers beyond 64 bits).
+    if not exact:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise InvalidInput(name, "not a JSON string") from None
 
 
 def _no_constant(name: str) -> object:

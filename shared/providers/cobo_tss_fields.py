@@ -246,11 +246,17 @@ def integer(d: dict[str, Any], name: str, path: str, *, required: bool = True) -
     return value
 
 
+class InexactAmount(InvalidInput):
+    """An amount arrived as a binary float: the document must be decoded again, exactly."""
+
+
 def amount(d: dict[str, Any], name: str, path: str) -> Decimal | None:
     """A decimal amount given as a string or number; missing or empty reads as None (unknown)."""
     value = d.get(name)
     if value is None or value == "":
         return None
+    if isinstance(value, float):
+        raise InexactAmount(f"{path}.{name}", "a JSON number decoded as a float")
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise InvalidInput(f"{path}.{name}", "not a decimal amount")
     if len(str(value)) > 80:

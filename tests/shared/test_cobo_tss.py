@@ -175,3 +175,11 @@ def test_evm_sample_hash_is_the_raw_tx_hash() -> None:
     assert hashes == ["0x" + evm.keccak256(bytes.fromhex(raw[2:])).hex()]
     assert parse_request(package).detail is not None
     assert Operation.KEYSIGN.value == "keysign"
+
+
+def test_integers_beyond_64_bits_still_parse() -> None:
+    package = samples.keysign("t")
+    extra = package["extra_info"].replace('"created_timestamp":1700000000000', '"created_timestamp":' + "9" * 30)
+    assert extra != package["extra_info"]
+    request = parse_request(package | {"extra_info": extra})
+    assert request.extra.transaction is not None and request.extra.transaction.wallet_id == "wallet-1"

@@ -114,3 +114,15 @@ def test_hash_and_address_normalisation() -> None:
         evm.normalize_hash("0x1234")
     with pytest.raises(InvalidInput):
         evm.normalize_address("0x1234")
+
+
+@pytest.mark.parametrize("tx_type", [0, 1, 2])
+def test_hash_of_raw_bytes_equals_hash_of_the_canonical_re_encoding(tx_type: int) -> None:
+    data = evm.erc20_calldata("transfer", DEST, 10**30)
+    raw = bytes.fromhex(evm.encode_unsigned_tx(tx_type=tx_type, chain_id=1, nonce=0, to=DEST, value=0, data=data)[2:])
+    body = raw[1:] if tx_type else raw
+    prefix = raw[:1] if tx_type else b""
+    assert (
+        evm.parse_unsigned_tx(raw.hex()).signing_hash
+        == "0x" + evm.keccak256(prefix + rlp.encode(rlp.decode(body))).hex()
+    )
