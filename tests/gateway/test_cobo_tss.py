@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
 from gateway.app import create_app
-from gateway.keys import METRICS, POLICY, REDIS
+from gateway.keys import METRICS, POLICY
 from shared.config import CoboTssSettings, Settings
 from shared.metrics import Metrics
 from shared.policy.document import parse_document
@@ -91,11 +91,15 @@ Start = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 def cobo(aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.Record], settings: Settings) -> Start:
-    async def start(*, snapshot: PolicySnapshot | None = None, **overrides: Any) -> Harness:
+    async def start(
+        *, snapshot: PolicySnapshot | None = None, redis_url: str | None = None, **overrides: Any
+    ) -> Harness:
         config = CoboTssSettings(
             node_public_key=NODE.public_key(), private_key=OURS, event_public_key=EVENTS.public_key(), **overrides
         )
-        tss_settings = with_providers(settings, cobo_tss=config)
+        tss_settings = with_providers(
+            dataclasses.replace(settings, redis_url=redis_url or settings.redis_url), cobo_tss=config
+        )
         app = create_app(tss_settings, metrics=Metrics())
         holder = Holder(snapshot if snapshot is not None else policy(1, RULES))
         app[POLICY] = holder
@@ -293,14 +297,11 @@ async def test_no_policy_loaded_fails_closed(cobo: Start) -> None:
     assert answer["action"] == "REJECT" and answer["error"].startswith("no_policy")
 
 
-async def test_redis_down_gets_a_signed_status_30_reject(cobo: Start, settings: Settings) -> None:
-    h = await cobo()
-    # Point the app's Redis client at a closed port: the memo round trip fails, the answer must not.
-    pool = h.client.app[REDIS].connection_pool
-    await pool.disconnect()
-    pool.connection_kwargs["port"] = 1
+async def test_redis_down_gets_a_signed_status_30_reject(cobo: Start) -> None:
+    h = await cobo(redis_url="redis://127.0.0.1:1/0")  # nothing listens there: the memo round trip fails
     answer = await h.check(samples.keygen("down"))
     assert (answer["status"], answer["action"], answer["request_id"]) == (30, "REJECT", "down")
+    assert h.metric("callgate_callbacks_total", {"provider": "cobo_tss", "outcome": "unavailable"}) == 1
 
 
 async def test_configurable_check_path(cobo: Start) -> None:
