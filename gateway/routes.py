@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.handlers import cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
+from gateway.handlers import chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,6 +94,39 @@ ROUTES: tuple[Route, ...] = (
         "uuwallet_withdraw_info",
         provider="uuwallet",
         summary="UU Wallet withdrawal second confirmation (answered from the registered order)",
+    ),
+    # chainup
+    Route(
+        "POST",
+        "/chainup/cosigner/withdraw",
+        chainup.cosigner_withdraw,
+        "chainup_cosigner_withdraw",
+        provider="chainup_cosigner",
+        summary="ChainUp MPC Co-Signer withdraw callback (sign_start, sign_success, verify_public_hash)",
+    ),
+    Route(
+        "POST",
+        "/chainup/cosigner/web3",
+        chainup.cosigner_web3,
+        "chainup_cosigner_web3",
+        provider="chainup_cosigner",
+        summary="ChainUp MPC Co-Signer Web3 callback (sign_start, sign_success)",
+    ),
+    Route(
+        "POST",
+        "/chainup/waas/notify",
+        chainup.waas_notify,
+        "chainup_waas_notify",
+        provider="chainup_waas",
+        summary="ChainUp Custody WaaS V2 / MPC deposit, withdrawal and Web3 notifications",
+    ),
+    Route(
+        "POST",
+        "/chainup/waas/withdraw-confirm",
+        chainup.waas_withdraw_confirm,
+        "chainup_waas_withdraw_confirm",
+        provider="chainup_waas",
+        summary="ChainUp Custody WaaS V2 withdrawal second confirmation",
     ),
     # <<< provider routes
 )

@@ -8,6 +8,7 @@ wrong stops start-up with a `ConfigError` naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -298,6 +299,91 @@ def _cobo_ucw(env: Env) -> CoboUcwSettings | None:
 # <<< cobo_ucw settings
 
 # >>> chainup settings (owned by the ChainUp provider)
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ChainupCosignerSettings:
+    """MPC Co-Signer approval callbacks. Their JSON is neither signed nor encrypted, so the shared
+    token and the source allowlist are the only authentication; either may be left empty."""
+
+    token: str | None = field(default=None, repr=False)
+    allowed_networks: tuple[IpNetwork, ...] = ()  # empty: any source address
+    app_id: str | None = None  # checked by the co-signer's `verify_public_hash` self-check
+    client_system_public_key_pem: str | None = None  # the keys that self-check hashes
+    verify_sign_public_key_pem: str | None = None
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ChainupWaasSettings:
+    """ChainUp Custody WaaS V2 (and MPC) notifications and the withdrawal second confirmation."""
+
+    app_id: str
+    public_key: rsablocks.RsaPublic = field(repr=False)  # ChainUp's `rsa_wallet_pub`: opens `data`
+    merchant_private_key: rsablocks.RsaPrivate | None = field(default=None, repr=False)  # None: never confirm
+    # A notification is about 2 KiB; the cap bounds the RSA work one request can cause.
+    max_body_bytes: int = 64 * 1024
+
+
+def _networks(env: Env, name: str) -> tuple[IpNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _list(env, name))
+    except ValueError as e:
+        raise ConfigError(name, f"expected comma-separated addresses or CIDR networks: {e}") from None
+
+
+def _pem_text(env: Env, name: str) -> str | None:
+    pem = _pem_file(env, name)
+    if pem is None:
+        return None
+    load_rsa_public_key(name, pem)  # fail at start-up, not at the co-signer's self-check
+    return pem.decode()
+
+
+def _chainup_cosigner(env: Env) -> ChainupCosignerSettings | None:
+    token = _secret(env, "CALLGATE_CHAINUP_COSIGNER_TOKEN")
+    networks = _networks(env, "CALLGATE_CHAINUP_COSIGNER_ALLOWED_IPS")
+    if not _bool(env, "CALLGATE_CHAINUP_COSIGNER_ENABLED", token is not None or bool(networks)):
+        return None
+    if token is not None and len(token) < 16:
+        raise ConfigError("CALLGATE_CHAINUP_COSIGNER_TOKEN", "must be at least 16 characters (it is a secret)")
+    return ChainupCosignerSettings(
+        token=token,
+        allowed_networks=networks,
+        app_id=_str(env, "CALLGATE_CHAINUP_APP_ID", "") or None,
+        client_system_public_key_pem=_pem_text(env, "CALLGATE_CHAINUP_COSIGNER_CLIENT_PUBLIC_KEY_FILE"),
+        verify_sign_public_key_pem=_pem_text(env, "CALLGATE_CHAINUP_COSIGNER_VERIFY_SIGN_PUBLIC_KEY_FILE"),
+        max_body_bytes=_int(env, "CALLGATE_CHAINUP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+    )
+
+
+def _chainup_waas(env: Env) -> ChainupWaasSettings | None:
+    app_id = _str(env, "CALLGATE_CHAINUP_APP_ID", "")
+    pem = _pem_file(env, "CALLGATE_CHAINUP_PUBLIC_KEY_FILE")
+    if pem is None:
+        return None  # an app id alone may serve the co-signer's self-check
+    if not app_id:
+        raise ConfigError("CALLGATE_CHAINUP_APP_ID", "required when CALLGATE_CHAINUP_PUBLIC_KEY_FILE is set")
+    try:
+        public_key = rsablocks.load_public_key(pem)  # PEM or the bare Base64 DER line
+    except ValueError as e:
+        raise ConfigError("CALLGATE_CHAINUP_PUBLIC_KEY_FILE", str(e)) from None
+    if public_key.n.bit_length() < 2048:
+        raise ConfigError("CALLGATE_CHAINUP_PUBLIC_KEY_FILE", "ChainUp keys are RSA-2048; this one is shorter")
+    private_pem = _pem_file(env, "CALLGATE_CHAINUP_MERCHANT_PRIVATE_KEY_FILE")
+    try:
+        private_key = rsablocks.load_private_key(private_pem) if private_pem is not None else None
+    except ValueError as e:
+        raise ConfigError("CALLGATE_CHAINUP_MERCHANT_PRIVATE_KEY_FILE", str(e)) from None
+    return ChainupWaasSettings(
+        app_id=app_id,
+        public_key=public_key,
+        merchant_private_key=private_key,
+        max_body_bytes=_int(env, "CALLGATE_CHAINUP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+    )
+
+
 # <<< chainup settings
 
 
@@ -351,6 +437,8 @@ class ProviderSettings:
     cobo_waas: CoboWaasSettings | None = None
     cobo_ucw: CoboUcwSettings | None = None
     uuwallet: UuWalletSettings | None = None
+    chainup_cosigner: ChainupCosignerSettings | None = None
+    chainup_waas: ChainupWaasSettings | None = None
     # <<< provider fields
 
 
@@ -362,6 +450,8 @@ def _providers(env: Env) -> ProviderSettings:
         cobo_waas=_cobo_waas(env),
         cobo_ucw=_cobo_ucw(env),
         uuwallet=_uuwallet(env),
+        chainup_cosigner=_chainup_cosigner(env),
+        chainup_waas=_chainup_waas(env),
         # <<< provider loaders
     )
 

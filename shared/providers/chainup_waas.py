@@ -11,6 +11,7 @@ plain string `SUCCESS`/`FAILURE`, and the withdrawal second confirmation with en
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -251,6 +252,14 @@ def confirmation_request(confirmation: WithdrawConfirmation) -> DecisionRequest:
     )
 
 
+def confirmation_fingerprint(confirmation: WithdrawConfirmation) -> str:
+    """SHA-256 over what is being confirmed. `check_sum` and `time` are left out: [U] whether a
+    re-asked confirmation carries new ones; the verdict is memoised, the answer echoes each."""
+    c = confirmation
+    fields_ = [c.request_id, c.symbol, format(c.amount.normalize(), "f"), c.to_address, c.to_app_id, c.from_uid]
+    return hashlib.sha256(json.dumps(fields_, separators=(",", ":")).encode()).hexdigest()
+
+
 def confirmation_answer(confirmation: WithdrawConfirmation, private_key: rsablocks.RsaPrivate) -> bytes:
     """The approving answer: JSON `{"data": <encrypted {"check_sum", "time"}>}`.
 
@@ -261,10 +270,6 @@ def confirmation_answer(confirmation: WithdrawConfirmation, private_key: rsabloc
     """
     inner = {"check_sum": confirmation.check_sum, "time": confirmation.time}
     return json.dumps({"data": encrypt(inner, private_key)}, separators=(",", ":")).encode()
-
-
-# [I] Rejecting is "anything but the right check_sum"; the plain FAILURE string says so clearly.
-REJECTION = FAILURE.encode()
 
 
 # -- typed field readers ---------------------------------------------------------------------

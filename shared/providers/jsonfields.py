@@ -8,6 +8,8 @@ naming the field. Numbers stay exact: `decode_json` never makes a float.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -101,3 +103,17 @@ def opt_amount(data: Fields, name: str) -> Decimal | None:
     """`amount` of the field `name`, or None when absent or empty."""
     value = data.get(name)
     return None if value is None or value == "" else amount(value, name)
+
+
+def plain(value: object) -> object:
+    """A parsed value as JSON-safe primitives for job payloads: dataclasses become objects,
+    decimals plain-notation strings (exact, never floats), enums their values, tuples lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [plain(item) for item in value]
+    return value
