@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from callgate.ucw_demo import send_cobo_ucw
+from callgate.uuwallet_demo import send_uuwallet
 from shared.config import Settings
 from shared.providers import wyre
 
@@ -74,6 +75,7 @@ SENDERS: dict[str, Sender] = {
     "wyre": send_wyre,
     # >>> demo senders (provider: sender)
     "cobo_ucw": send_cobo_ucw,
+    "uuwallet": send_uuwallet,
     # <<< demo senders
 }
 

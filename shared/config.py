@@ -397,6 +397,8 @@ class UuWalletSettings:
     public_key: rsablocks.RsaPublic = field(repr=False)
     # A real callback is about 1 KiB; the cap bounds the RSA work an API-key holder can cause.
     max_body_bytes: int = 16 * 1024
+    # The private half of a *test* WaaS key pair, for `callgate demo` only (it plays the WaaS).
+    demo_private_key_file: str | None = None
 
 
 def _uuwallet(env: Env) -> UuWalletSettings | None:
@@ -421,7 +423,22 @@ def _uuwallet(env: Env) -> UuWalletSettings | None:
         api_keys=keys,
         public_key=public_key,
         max_body_bytes=_int(env, "CALLGATE_UUWALLET_MAX_BODY_BYTES", 16 * 1024, minimum=1024),
+        demo_private_key_file=_uuwallet_demo_key(env, public_key),
     )
+
+
+def _uuwallet_demo_key(env: Env, public_key: rsablocks.RsaPublic) -> str | None:
+    name = "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE"
+    pem = _pem_file(env, name)
+    if pem is None:
+        return None
+    try:
+        private = rsablocks.load_private_key(pem)
+    except ValueError as e:
+        raise ConfigError(name, str(e)) from None
+    if private.public != public_key:
+        raise ConfigError(name, "is not the private half of CALLGATE_UUWALLET_PUBLIC_KEY_FILE")
+    return env[name].strip()
 
 
 # <<< uuwallet settings

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
+from callgate.uuwallet_demo import send_uuwallet
 from gateway.app import create_app
 from gateway.keys import METRICS, ORDERS, POLICY
 from shared import rsablocks
@@ -456,3 +460,62 @@ async def test_notifications_on_the_confirmation_url_are_refused(start: Start) -
     client = await start()
     status, answer = await _post(client, CONFIRM, DEPOSIT)
     assert (status, answer["errCode"]) == (400, 4000)
+
+
+# -- callgate demo ---------------------------------------------------------------------------
+
+
+def _err_code(line: str) -> str:
+    found = re.search(r"errCode=(\d+)", line)
+    return found[1] if found else ""
+
+
+async def test_the_demo_plays_the_waas(
+    aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.Record], uu_settings: Settings, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "waas-test.pem"
+    key_file.write_bytes(
+        rsa.RSAPrivateNumbers(
+            p=WAAS.p,
+            q=WAAS.q,
+            d=WAAS.d,
+            dmp1=WAAS.dp,
+            dmq1=WAAS.dq,
+            iqmp=WAAS.qinv,
+            public_numbers=rsa.RSAPublicNumbers(e=WAAS.public.e, n=WAAS.public.n),
+        )
+        .private_key()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    config = uu_settings.providers.uuwallet
+    assert config is not None
+    settings = with_providers(uu_settings, uuwallet=replace(config, demo_private_key_file=str(key_file)))
+    client = await aiohttp_client(create_app(settings, metrics=Metrics()))
+    async with aiohttp.ClientSession() as session:
+        lines = await send_uuwallet(settings, session, str(client.make_url("")).rstrip("/"))
+    assert [line.split(":")[0] for line in lines] == [
+        f"uuwallet {label}"
+        for label in (
+            "undecryptable body",
+            "bad key",
+            "deposit",
+            "deposit retried",
+            "withdrawal result",
+            "type 0",
+            "second confirmation",
+        )
+    ]
+    assert [_err_code(line) for line in lines] == ["4000", "4000", "0", "0", "0", "0", _err_code(lines[6])]
+    assert " 401 " in lines[1]
+    # The order was registered for real; whether it is approved is the policy's business.
+    assert _err_code(lines[6]) in ("0", "4030")
+    assert _count(client, "accepted") == 2 and _count(client, "duplicate") == 1
+
+
+async def test_the_demo_without_a_private_key_sends_only_refusals(
+    aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.Record], uu_settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(uu_settings, metrics=Metrics()))
+    async with aiohttp.ClientSession() as session:
+        lines = await send_uuwallet(uu_settings, session, str(client.make_url("")).rstrip("/"))
+    assert len(lines) == 3 and "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE" in lines[2]

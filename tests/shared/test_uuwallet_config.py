@@ -85,3 +85,23 @@ def test_wrong_settings_name_the_variable(tmp_path: Path, env: dict[str, str], v
     with pytest.raises(ConfigError) as info:
         Settings.from_env(resolved)
     assert info.value.variable == variable
+
+
+def _private_pem(tmp_path: Path, key: rsa.RSAPrivateKey) -> str:
+    path = tmp_path / f"demo-{id(key)}.pem"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(path)
+
+
+def test_the_demo_key_must_be_the_private_half_of_the_public_key(tmp_path: Path) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (the WaaS's size)
+    env = {API_KEYS: KEYS, PUBLIC_KEY: _pem_file(tmp_path, private.public_key())}
+    demo = _private_pem(tmp_path, private)
+    config = Settings.from_env({**env, "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE": demo}).providers.uuwallet
+    assert config is not None and config.demo_private_key_file == demo
+    other = _private_pem(tmp_path, rsa.generate_private_key(public_exponent=65537, key_size=1024))  # noqa: S505
+    with pytest.raises(ConfigError, match="private half") as info:
+        Settings.from_env({**env, "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE": other})
+    assert info.value.variable == "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE"
