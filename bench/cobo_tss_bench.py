@@ -18,6 +18,7 @@ Results are printed and written to bench/results/cobo_tss_sign.json and cobo_tss
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -29,12 +30,18 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from redis.asyncio import Redis
 
 from bench.harness import LoadResult, free_port, run_wrk, start, stop
 from callgate.embedded import EmbeddedRedis
+from shared.db import create_pool, migrate
+from shared.keys import RedisKeys
 from shared.policy.model import Action
+from shared.policy.store import publish
 from shared.providers import cobo_tss_samples as samples
 from shared.providers.cobo_jwt import sign_rs256
 from shared.providers.cobo_tss import CoboTssResponse, ResponseStatus, response_claims
@@ -43,6 +50,18 @@ RESULTS = Path(__file__).parent / "results"
 BITS = (2048, 4096)
 PROCESSES = (1, 2)
 CHECK = "/cobo/tss-node/v2/check"
+POSTGRES_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# Approves the sample key-sign requests: every request runs the whole rule set, not the
+# no-policy short cut.
+POLICY = {
+    "rules": [
+        {"id": "ks", "kind": "tss", "match": {"provider": "cobo_tss", "operation": "keysign"},
+         "signature_types": ["ECDSA"], "protocols": ["LINDELL"]},
+        {"id": "eth", "kind": "amount_limit", "match": {"provider": "cobo_tss", "chain": "ETH", "asset": "ETH"},
+         "max_amount": "10"},
+    ],
+    "defaults": {"cobo_tss": "REJECT"},
+}  # fmt: skip
 
 LUA = r"""
 local tokens = {}
@@ -134,9 +153,34 @@ def _pem_public(key: rsa.RSAPrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+async def _database(name: str, redis_url: str) -> str:
+    """A fresh database with the schema and the bench policy published; returns its URL."""
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = POSTGRES_ADMIN.rpartition("/")[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    await migrate(conn)
+    await conn.close()
+    pool, redis = await create_pool(url, max_size=1), Redis.from_url(redis_url)
+    await publish(pool, redis, RedisKeys(), orjson.dumps(POLICY).decode(), published_by="bench")
+    await pool.close()
+    await redis.aclose()
+    return url
+
+
+async def _drop_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
 def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connections: int) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="callgate-cobo-bench-"))
     redis = EmbeddedRedis(data / "redis").start()
+    database = f"callgate_bench_{os.getpid()}"
+    database_url = asyncio.run(_database(database, redis.url))
     rows: list[dict[str, Any]] = []
     try:
         for bits, pem in keys.items():
@@ -148,23 +192,23 @@ def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connec
             tokens = presign(_pem_private(node), f"b{bits}", count)
             (data / f"tokens-{bits}.txt").write_text("\n".join(tokens) + "\n")
             for processes in PROCESSES:
-                result = _route_run(bits, processes, data, redis, seconds, connections)
+                result = _route_run(bits, processes, data, redis, database_url, seconds, connections)
                 machine = sign[str(bits)][f"{processes}_proc_per_second"]
                 rows.append(_row(result, bits, processes, machine, len(tokens)))
     finally:
         redis.stop()
+        asyncio.run(_drop_database(database))
     return rows
 
 
 def _route_run(
-    bits: int, processes: int, data: Path, redis: EmbeddedRedis, seconds: int, connections: int
+    bits: int, processes: int, data: Path, redis: EmbeddedRedis, database_url: str, seconds: int, connections: int
 ) -> LoadResult:
-    import redis as redis_sync
-
-    redis_sync.Redis.from_url(redis.url).flushall()  # every token is a first request again
+    _forget_decisions(redis.url)  # every token is a first request again
     port = free_port()
     env = {
         "REDIS_URL": redis.url,
+        "DATABASE_URL": database_url,
         "CALLGATE_PORT": str(port),
         "CALLGATE_SPOOL_DIR": str(data / "spool"),
         "CALLGATE_LOG_LEVEL": "WARNING",
@@ -186,6 +230,17 @@ def _route_run(
         return run_wrk(f"check RSA-{bits} {processes} proc", url, lua, seconds=seconds, connections=connections)
     finally:
         stop(gateway)
+
+
+def _forget_decisions(redis_url: str) -> None:
+    """Drop the decision memos and queued audit jobs of the previous run (the policy stays)."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(redis_url)
+    for pattern in ("callgate:memo:*", "arq:*"):
+        for key in client.scan_iter(pattern, count=1000):
+            client.delete(key)
+    client.close()
 
 
 def _row(result: LoadResult, bits: int, processes: int, machine: float, tokens: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
+from callgate.cobo_tss_demo import send_cobo_tss
 from callgate.ucw_demo import send_cobo_ucw
 from callgate.uuwallet_demo import send_uuwallet
 from shared.config import Settings
@@ -74,6 +75,7 @@ async def send_wyre(settings: Settings, session: aiohttp.ClientSession, base_url
 SENDERS: dict[str, Sender] = {
     "wyre": send_wyre,
     # >>> demo senders (provider: sender)
+    "cobo_tss": send_cobo_tss,
     "cobo_ucw": send_cobo_ucw,
     "uuwallet": send_uuwallet,
     # <<< demo senders

@@ -9,8 +9,10 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
+from callgate.cobo_tss_demo import KEY_VARIABLE, send_cobo_tss
 from gateway.app import create_app
 from gateway.keys import METRICS, POLICY
 from shared.config import CoboTssSettings, Settings
@@ -330,3 +333,22 @@ async def test_events_are_enqueued_once_and_answered_like_the_templates(
     [row] = await rows(db)
     assert (row["kind"], row["idempotency_key"]) == ("event.request.keysign.succeeded", "ev-1")
     assert row["payload"]["data"]["request_status"] == 190
+
+
+async def test_demo_sends_signed_samples_and_reads_verified_answers(
+    cobo: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await cobo()
+    key_file = tmp_path / "node.pem"
+    key_file.write_bytes(
+        NODE.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    monkeypatch.setenv(KEY_VARIABLE, str(key_file))
+    base = str(h.client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
+        lines = await send_cobo_tss(h.settings, session, base)
+    text = "\n".join(lines)
+    assert "forged token: 200 status 20 REJECT (malformed" in text
+    assert "cobo_tss keysign retried: 200 status 0 APPROVE" in text
+    assert "other destination: 200 status 0 REJECT (request_id_replayed" in text
+    assert "not of its raw tx: 200 status 0 REJECT (msg_hash_mismatch" in text
