@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.handlers import chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
+from gateway.handlers import admin_orders, chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -128,6 +128,22 @@ ROUTES: tuple[Route, ...] = (
         provider="chainup_waas",
         summary="ChainUp Custody WaaS V2 withdrawal second confirmation",
     ),
+    # expected-order registry (admin API; 404 unless CALLGATE_ADMIN_TOKEN is set)
+    Route(
+        "POST",
+        "/admin/orders",
+        admin_orders.add_order,
+        "admin_orders_add",
+        summary="Register an expected withdrawal (bearer CALLGATE_ADMIN_TOKEN)",
+    ),
+    Route(
+        "GET",
+        "/admin/orders",
+        admin_orders.get_orders,
+        "admin_orders_list",
+        summary="List registered expected withdrawals, newest first (bearer CALLGATE_ADMIN_TOKEN)",
+    ),
+    # end expected-order registry
     # <<< provider routes
 )
 

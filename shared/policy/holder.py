@@ -10,6 +10,7 @@ sees either the old snapshot or the new one, never a mix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -39,10 +40,11 @@ class PolicyHolder:
         keys: RedisKeys,
         *,
         poll_interval_s: float = 5.0,
+        start_timeout_s: float = 5.0,
         metrics: Metrics | None = None,
     ) -> None:
         self._pool, self._redis, self._channel = pool, redis, keys.policy_channel
-        self._poll_interval_s = poll_interval_s
+        self._poll_interval_s, self._start_timeout_s = poll_interval_s, start_timeout_s
         self._metrics = metrics
         self._current: PolicySnapshot | None = None
         self._lock = asyncio.Lock()
@@ -62,7 +64,9 @@ class PolicyHolder:
 
     async def start(self) -> None:
         """Load what is active now (a failure leaves None and is retried by the poll), then follow."""
-        await self.refresh()
+        # Bounded: an unreachable database must not hold up start-up (the poll retries).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.refresh(), timeout=self._start_timeout_s)
         self._tasks = [
             asyncio.create_task(follow(self._redis, self._channel, self._on_announcement)),
             asyncio.create_task(self._poll()),
