@@ -26,7 +26,10 @@ from gateway.app import create_app
 from gateway.keys import METRICS, ORDERS, POLICY
 from shared import rsablocks
 from shared.config import Settings, UuWalletSettings
+from shared.keys import RedisKeys
 from shared.metrics import Metrics
+from shared.order_replica import OrderReplica
+from shared.orders import confirm, register
 from shared.policy.document import parse_document
 from shared.policy.model import ExpectedOrder
 from shared.policy.snapshot import PolicySnapshot, compile_snapshot
@@ -47,7 +50,7 @@ WAAS = rsablocks.private_from_crypto(rsa.generate_private_key(public_exponent=65
 OTHER = rsablocks.private_from_crypto(rsa.generate_private_key(public_exponent=65537, key_size=1024))  # noqa: S505
 HEADERS = {"X-API-KEY": API_KEYS[0], "Content-Type": "application/x-www-form-urlencoded"}
 CALLBACK, CONFIRM = "/uuwallet/callback", "/uuwallet/withdraw-info"
-POLICY_DOCUMENT = {
+POLICY_DOCUMENT: dict[str, Any] = {
     "defaults": {"uuwallet": "REJECT"},
     "lists": {"sanctioned": ["0x000000000000000000000000000000000000dead"]},
     "rules": [
@@ -80,25 +83,27 @@ class FixedPolicy:
     current: PolicySnapshot | None
 
 
-class Orders:
-    """An expected-order book with the registry's confirm semantics (first confirm wins)."""
+@dataclass
+class Registry:
+    """The real expected-order registry (Postgres + Redis) and the replica the gateway decides with."""
 
-    def __init__(self, *orders: ExpectedOrder) -> None:
-        self.orders = {(o.provider, o.order_ref): o for o in orders}
+    db: asyncpg.Pool[asyncpg.Record]
+    redis: Redis
+    keys: RedisKeys
+    replica: OrderReplica
 
-    def lookup(self, provider: str, order_ref: str) -> ExpectedOrder | None:
-        return self.orders.get((provider, order_ref))
-
-    async def confirm(self, provider: str, order_ref: str) -> bool:
-        order = self.orders.get((provider, order_ref))
-        if order is None or order.confirmed:
-            return False
-        self.orders[(provider, order_ref)] = replace(order, confirmed=True)
-        return True
+    async def add(self, order: ExpectedOrder, *, confirmed: bool = False) -> None:
+        await register(self.db, self.redis, self.keys, order)
+        if confirmed:
+            await confirm(self.redis, self.keys, order.provider, order.order_ref)
+        # The orders channel would deliver it within milliseconds; reloading makes the test exact.
+        await self.replica.reload("test")
 
 
-def _snapshot() -> PolicySnapshot:
-    return compile_snapshot(parse_document(POLICY_DOCUMENT), version=3, published_at=1.0, sha256="test")
+def _snapshot(*, sanctions: bool = True) -> PolicySnapshot:
+    rules: list[dict[str, Any]] = POLICY_DOCUMENT["rules"]
+    document = {**POLICY_DOCUMENT, "rules": [r for r in rules if sanctions or r["id"] != "sanctions"]}
+    return compile_snapshot(parse_document(document), version=3 if sanctions else 4, published_at=1.0, sha256="t")
 
 
 Start = Callable[..., Awaitable[Client]]
@@ -110,15 +115,24 @@ def uu_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def start(
-    aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.Record], uu_settings: Settings
-) -> AsyncIterator[Start]:
-    """Factory: the real gateway with UU Wallet enabled, a policy snapshot and an order book."""
+async def registry(redis: Redis, db: asyncpg.Pool[asyncpg.Record], uu_settings: Settings) -> AsyncIterator[Registry]:
+    keys = RedisKeys(uu_settings.key_prefix)
+    replica = OrderReplica(redis, keys, pool=db)
+    await replica.start()
+    yield Registry(db, redis, keys, replica)
+    await replica.stop()
 
-    async def run(settings: Settings | None = None, *, no_policy: bool = False, orders: Orders | None = None) -> Client:
+
+@pytest.fixture
+async def start(aiohttp_client: AiohttpClient, registry: Registry, uu_settings: Settings) -> AsyncIterator[Start]:
+    """Factory: the real gateway with UU Wallet enabled, a policy snapshot and the order replica."""
+
+    async def run(
+        settings: Settings | None = None, *, no_policy: bool = False, policy: FixedPolicy | None = None
+    ) -> Client:
         app = create_app(settings or uu_settings, metrics=Metrics())
-        app[POLICY] = FixedPolicy(None if no_policy else _snapshot())
-        app[ORDERS] = orders if orders is not None else Orders(ORDER)
+        app[POLICY] = policy or FixedPolicy(None if no_policy else _snapshot())
+        app[ORDERS] = registry.replica
         return await aiohttp_client(app)
 
     yield run
@@ -349,10 +363,10 @@ async def test_type_2_on_the_notification_url_is_refused(start: Start) -> None:
 
 
 async def test_a_registered_order_is_confirmed_with_its_own_details(
-    start: Start, uu_settings: Settings, run_worker: RunWorker, db: asyncpg.Pool[asyncpg.Record]
+    start: Start, registry: Registry, uu_settings: Settings, run_worker: RunWorker, db: asyncpg.Pool[asyncpg.Record]
 ) -> None:
-    orders = Orders(ORDER)
-    client = await start(orders=orders)
+    await registry.add(ORDER)
+    client = await start()
     # Whatever the request claims, the answer is the registered order.
     status, answer = await _post(client, CONFIRM, {**REQUEST_WITHDRAW, "address": "TAttacker", "amount": "9999"})
     assert (status, answer["errCode"], answer["message"]) == (200, 0, "")
@@ -366,17 +380,18 @@ async def test_a_registered_order_is_confirmed_with_its_own_details(
         "type": 2,
         "requestUUID": REQUEST_WITHDRAW["requestUUID"],
     }
-    confirmed = orders.lookup("uuwallet", ORDER.order_ref)
+    confirmed = registry.replica.lookup("uuwallet", ORDER.order_ref)
     assert confirmed is not None and confirmed.confirmed
+    assert not await confirm(registry.redis, registry.keys, "uuwallet", ORDER.order_ref)  # consumed in Redis
     await run_worker(uu_settings)
     (row,) = await _rows(db)
     assert (row["kind"], row["status"], row["policy_version"]) == ("request_withdraw", "approved", 3)
     assert _confirmations(client, "approved") == 1
 
 
-async def test_a_retried_confirmation_gets_the_first_answer(start: Start) -> None:
-    orders = Orders(ORDER)
-    client = await start(orders=orders)
+async def test_a_retried_confirmation_gets_the_first_answer(start: Start, registry: Registry) -> None:
+    await registry.add(ORDER)
+    client = await start()
     first = await _post(client, CONFIRM, REQUEST_WITHDRAW)
     retry = with_new_request_uuid(REQUEST_WITHDRAW)
     second = await _post(client, CONFIRM, retry)  # the order is confirmed by now
@@ -385,8 +400,9 @@ async def test_a_retried_confirmation_gets_the_first_answer(start: Start) -> Non
     assert (_confirmations(client, "approved"), _confirmations(client, "replay")) == (1, 1)
 
 
-async def test_concurrent_confirmations_answer_alike_and_confirm_once(start: Start, redis: Redis) -> None:
-    client = await start(orders=Orders(ORDER))
+async def test_concurrent_confirmations_answer_alike_and_confirm_once(start: Start, registry: Registry) -> None:
+    await registry.add(ORDER)
+    client = await start()
     answers = await asyncio.gather(
         *(_post(client, CONFIRM, with_new_request_uuid(REQUEST_WITHDRAW)) for _ in range(20))
     )
@@ -398,18 +414,26 @@ async def test_concurrent_confirmations_answer_alike_and_confirm_once(start: Sta
 
 
 @pytest.mark.parametrize(
-    ("orders", "outcome"),
+    ("order", "confirmed", "outcome"),
     [
-        (Orders(), "unknown_order"),
-        (Orders(replace(ORDER, expires_at=1.0)), "order_expired"),
-        (Orders(replace(ORDER, confirmed=True)), "order_already_confirmed"),
-        (Orders(replace(ORDER, extras=(("tenantUserId", "someone-else"),))), "tenant_mismatch"),
+        (replace(ORDER, order_ref="D-someone-elses"), False, "unknown_order"),
+        (replace(ORDER, expires_at=1.0), False, "order_expired"),
+        (ORDER, True, "order_already_confirmed"),
+        (replace(ORDER, extras=(("tenantUserId", "someone-else"),)), False, "tenant_mismatch"),
+        (replace(ORDER, extras=()), False, "order_without_tenant"),
     ],
 )
 async def test_confirmation_is_refused_without_a_usable_order(
-    start: Start, redis: Redis, uu_settings: Settings, orders: Orders, outcome: str
+    start: Start,
+    registry: Registry,
+    redis: Redis,
+    uu_settings: Settings,
+    order: ExpectedOrder,
+    confirmed: bool,
+    outcome: str,
 ) -> None:
-    client = await start(orders=orders)
+    await registry.add(order, confirmed=confirmed)
+    client = await start()
     status, answer = await _post(client, CONFIRM, REQUEST_WITHDRAW)
     assert (status, answer["errCode"], answer["message"]) == (200, 4030, outcome)
     # The refusal echoes the request; it hands out no order details.
@@ -418,31 +442,31 @@ async def test_confirmation_is_refused_without_a_usable_order(
     assert await redis.zcard(uu_settings.queue_name) == 0  # refusals of this kind are not memoised
 
 
-async def test_a_late_registered_order_is_confirmed_on_the_retry(start: Start) -> None:
-    orders = Orders()
-    client = await start(orders=orders)
+async def test_a_late_registered_order_is_confirmed_on_the_retry(start: Start, registry: Registry) -> None:
+    client = await start()
     assert (await _post(client, CONFIRM, REQUEST_WITHDRAW))[1]["errCode"] == 4030
-    orders.orders[("uuwallet", ORDER.order_ref)] = ORDER
+    await registry.add(ORDER)
     assert (await _post(client, CONFIRM, with_new_request_uuid(REQUEST_WITHDRAW)))[1]["errCode"] == 0
 
 
-async def test_a_policy_rejection_is_memoised(start: Start) -> None:
-    sanctioned = replace(ORDER, destination="0x000000000000000000000000000000000000dead")
-    orders = Orders(sanctioned)
-    client = await start(orders=orders)
+async def test_a_policy_rejection_is_memoised(start: Start, registry: Registry) -> None:
+    await registry.add(replace(ORDER, destination="0x000000000000000000000000000000000000dead"))
+    policy = FixedPolicy(_snapshot())
+    client = await start(policy=policy)
     first = await _post(client, CONFIRM, REQUEST_WITHDRAW)
     assert first[1]["errCode"] == 4030 and "destination" in first[1]["message"]
-    # Un-sanctioning the order later does not change the answer to the same callBackId.
-    orders.orders[("uuwallet", ORDER.order_ref)] = ORDER
+    # A policy published later without the deny list does not change the answer to this callBackId.
+    policy.current = _snapshot(sanctions=False)
     second = await _post(client, CONFIRM, with_new_request_uuid(REQUEST_WITHDRAW))
     assert (second[1]["errCode"], second[1]["message"]) == (4030, first[1]["message"])
     assert (_confirmations(client, "rejected"), _confirmations(client, "replay")) == (1, 1)
-    not_confirmed = orders.lookup("uuwallet", ORDER.order_ref)
+    not_confirmed = registry.replica.lookup("uuwallet", ORDER.order_ref)
     assert not_confirmed is not None and not not_confirmed.confirmed
 
 
-async def test_no_policy_refuses_without_memoising(start: Start) -> None:
-    client = await start(no_policy=True, orders=Orders(ORDER))
+async def test_no_policy_refuses_without_memoising(start: Start, registry: Registry) -> None:
+    await registry.add(ORDER)
+    client = await start(no_policy=True)
     status, answer = await _post(client, CONFIRM, REQUEST_WITHDRAW)
     assert (status, answer["errCode"], answer["message"]) == (200, 4030, "no_policy")
     assert _confirmations(client, "no_policy") == 1
@@ -450,7 +474,7 @@ async def test_no_policy_refuses_without_memoising(start: Start) -> None:
 
 async def test_confirmation_with_redis_down_is_unavailable(start: Start, uu_settings: Settings, tmp_path: Path) -> None:
     broken = dataclasses.replace(uu_settings, redis_url="redis://127.0.0.1:1/0")
-    client = await start(broken, orders=Orders(ORDER))
+    client = await start(broken)
     status, answer = await _post(client, CONFIRM, REQUEST_WITHDRAW)
     assert (status, answer["errCode"]) == (503, 5030)
     assert _confirmations(client, "unavailable") == 1
