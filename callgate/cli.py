@@ -91,6 +91,18 @@ def _wallets_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_parser(sub)
 
 
+def _policy(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.policy_cli import policy_command
+
+    return policy_command(args, settings)
+
+
+def _orders(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.policy_cli import orders_command
+
+    return orders_command(args, settings)
+
+
 COMMANDS: dict[str, Command] = {
     "gateway": _gateway,
     "worker": _worker,
@@ -98,6 +110,8 @@ COMMANDS: dict[str, Command] = {
     "demo": _demo,
     # >>> feature commands (verb: function); add their parser in _parser below
     "wallets": _wallets,
+    "policy": _policy,
+    "orders": _orders,
     # <<< feature commands
 }
 
@@ -118,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default="var/dev", help="where `callgate dev` keeps its dev.env")
     # >>> feature parsers
     _wallets_parser(sub)
+    from callgate.policy_cli import add_parsers as _policy_parsers
+
+    _policy_parsers(sub)
     # <<< feature parsers
     return parser
 
