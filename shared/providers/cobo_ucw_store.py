@@ -210,8 +210,13 @@ async def rows_for_request(conn: Connection, tss_request_id: str) -> list[TssRow
 
 
 async def count_open(conn: Connection) -> int:
-    """TSS requests whose WaaS state is not terminal yet (the pending-reconciliations gauge)."""
-    return int(await conn.fetchval("SELECT count(*) FROM tss_requests WHERE NOT waas_terminal") or 0)
+    """TSS requests still being re-checked (the pending-reconciliations gauge).
+
+    A request past its horizon without a terminal WaaS state is no longer pending: it was judged
+    (and flagged if the report claimed an outcome) and needs a human, not another read.
+    """
+    query = "SELECT count(*) FROM tss_requests WHERE NOT waas_terminal AND next_check_at IS NOT NULL"
+    return int(await conn.fetchval(query) or 0)
 
 
 # -- the gateway's replica of a row ----------------------------------------------------------
