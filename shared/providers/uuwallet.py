@@ -10,7 +10,6 @@ answer either loses an event or loops forever: idempotency keys follow the seed 
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import hmac
@@ -270,18 +269,42 @@ def _require_call_back_id(header: Header) -> str:
 
 
 def to_payload(callback: Callback) -> dict[str, object]:
-    """The JSON-safe stored form: field names as in our types, amounts as exact decimal strings."""
-    return {name: _json_safe(value) for name, value in dataclasses.asdict(callback).items()}
+    """The stored form: the fields as validated, under the WaaS's documented names (so downstream
+    readers and notifications see `toAddress`, `amount`, ...), amounts as exact decimal strings,
+    absent fields left out."""
+    header = callback.header
+    out: dict[str, object | None] = {
+        "type": header.type.value,
+        "requestUUID": header.request_uuid,
+        "tenantUserId": header.tenant_user_id,
+        "trackingId": header.tracking_id,
+        "callBackId": header.call_back_id,
+        "business": header.business,
+    }
+    match callback:
+        case Deposit():
+            out |= _on_chain_payload(callback.transfer)
+            out |= {"txIndex": callback.tx_index, "riskLevelFrom": callback.risk_level_from}
+            out |= {"riskLevelTo": callback.risk_level_to}
+        case WithdrawResult():
+            out |= _on_chain_payload(callback.transfer) | {"txTimeStamp": callback.tx_timestamp}
+        case AddressChanged():
+            out |= {"newAddress": callback.new_address, "chainName": callback.chain_name, "symbol": callback.symbol}
+        case WithdrawIssue():
+            out |= {"toAddress": callback.to_address}
+    return {name: value for name, value in out.items() if value is not None}
 
 
-def _json_safe(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, enum.IntEnum):
-        return value.value
-    return value
+def _on_chain_payload(moved: OnChain) -> dict[str, object | None]:
+    return {
+        "txId": moved.tx_id,
+        "chainName": moved.chain_name,
+        "symbol": moved.symbol,
+        "amount": format(moved.amount, "f"),
+        "fromAddress": moved.from_address,
+        "toAddress": moved.to_address,
+        "newAddress": moved.new_address,
+    }
 
 
 # -- idempotency -----------------------------------------------------------------------------

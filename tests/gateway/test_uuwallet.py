@@ -190,9 +190,9 @@ async def test_each_type_is_acknowledged_with_an_encrypted_echo_and_stored(
     await run_worker(uu_settings)
     rows = await _rows(db)
     assert [r["kind"] for r in rows] == list(SAMPLES)
-    assert rows[0]["payload"]["transfer"]["amount"] == "2.500000000000"
+    assert rows[0]["payload"]["amount"] == "2.500000000000"
     assert rows[1]["idempotency_key"] == f"withdraw:{WITHDRAW['txId']}"
-    assert rows[2]["payload"]["new_address"] == "TNewAddress1"
+    assert rows[2]["payload"]["newAddress"] == "TNewAddress1"
     assert _count(client, "accepted") == len(SAMPLES)
 
 
@@ -210,7 +210,7 @@ async def test_a_retried_deposit_with_a_new_request_uuid_is_a_duplicate(
     assert (await _post(client, CALLBACK, other_address))[1]["errCode"] == 0
     await run_worker(uu_settings)
     rows = await _rows(db)
-    assert [r["payload"]["transfer"]["to_address"] for r in rows] == [DEPOSIT["toAddress"], "TOtherDepositAddress9"]
+    assert [r["payload"]["toAddress"] for r in rows] == [DEPOSIT["toAddress"], "TOtherDepositAddress9"]
     assert (_count(client, "accepted"), _count(client, "duplicate")) == (2, 1)
 
 

@@ -367,16 +367,22 @@ def test_missing_or_wrong_api_key_is_unauthorized(presented: str | None, reason:
         uu.check_api_key(presented, KEYS)
 
 
-def test_stored_payload_is_json_safe_and_exact() -> None:
-    payload = uu.to_payload(uu.parse_callback(DEPOSIT))
+def test_stored_payload_is_json_safe_exact_and_uses_the_documented_names() -> None:
+    payload = uu.to_payload(uu.parse_callback({**DEPOSIT, "amount": "2.500000000000", "fromAddress": None}))
     assert json.loads(json.dumps(payload)) == payload
-    assert payload["header"] == {
-        "type": 1,
-        "request_uuid": DEPOSIT["requestUUID"],
-        "tenant_user_id": "2049",
-        "tracking_id": "6484",
-        "call_back_id": None,
-        "business": 0,
-    }
-    assert payload["transfer"]["amount"] == "2.500000000000"  # type: ignore[index]
-    assert (payload["risk_level_from"], payload["risk_level_to"], payload["tx_index"]) == (3, 3, -1)
+    assert payload == {k: v for k, v in DEPOSIT.items() if k != "fromAddress"}
+    assert uu.to_payload(uu.parse_callback({**DEPOSIT, "amount": Decimal("1E+3")}))["amount"] == "1000"
+    result = uu.to_payload(uu.parse_callback({**WITHDRAW, "txTimeStamp": "17"}))
+    assert result == {**WITHDRAW, "txTimeStamp": 17}
+
+
+@pytest.mark.parametrize(
+    ("payload", "extra"),
+    [
+        ({**REQUEST_WITHDRAW, "type": 4, "newAddress": "TNew"}, {"newAddress": "TNew"}),
+        ({**REQUEST_WITHDRAW, "type": 5, "toAddress": "TBad"}, {"toAddress": "TBad"}),
+        ({**REQUEST_WITHDRAW, "type": 7}, {}),
+    ],
+)
+def test_stored_payload_of_other_types(payload: dict[str, Any], extra: dict[str, Any]) -> None:
+    assert uu.to_payload(uu.parse_callback(payload)) == {**REQUEST_WITHDRAW, "type": payload["type"], **extra}
