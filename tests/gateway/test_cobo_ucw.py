@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -196,6 +197,7 @@ async def test_refusals_use_the_envelope(start: Start, redis: Redis) -> None:
         (await _report(client, status="190"), 422),
         (await _report(client, tss_request_id=""), 422),
         (await _report(client, results=[{"threshold": "2"}]), 422),
+        (await _report(client, failed_reasons=["x" * 1000] * 300), 413),
         (
             await client.post(f"/api/v1/wallets/{WALLET}/tss/callback", data=b"{nope", headers={"X-API-Key": API_KEY}),
             422,
@@ -209,7 +211,22 @@ async def test_refusals_use_the_envelope(start: Start, redis: Redis) -> None:
     # Nothing refused reached the queue.
     assert await redis.zcard(settings.queue_name) == 0
     assert _callbacks(client, "unauthorized") == 2 and _callbacks(client, "unknown_wallet") == 1
-    assert _callbacks(client, "invalid") == 5
+    assert _callbacks(client, "invalid") == 5 and _callbacks(client, "too_large") == 1
+
+
+async def test_redis_unreachable_is_503_in_the_envelope(
+    gateway: Gateway, settings: Settings, standin: WaasStandin
+) -> None:
+    # Bind, learn the port, close: nothing answers there.
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    settings = dataclasses.replace(_settings(settings, standin), redis_url=f"redis://127.0.0.1:{port}/0")
+    client = await gateway(settings)
+    response = await _report(client)
+    body = await response.json()
+    assert response.status == 503 and body["success"] is False and "retry" in body["message"]
 
 
 async def test_waas_webhook_triggers_reconciliation(
