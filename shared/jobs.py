@@ -19,6 +19,7 @@ from shared.errors import InvalidInput
 STORE_EVENT = "store_event"
 # >>> job names (one line per job)
 RECONCILE_TSS_REQUEST = "reconcile_tss_request"  # cobo_ucw: read WaaS, store the truth
+DELIVER_NOTIFICATION = "deliver_notification"  # notifications: one attempt to send one notification
 # <<< job names
 
 JsonObject = dict[str, Any]

@@ -19,10 +19,12 @@ from arq.worker import Function, func
 
 from shared.config import Settings
 from shared.db import create_pool
-from shared.jobs import RECONCILE_TSS_REQUEST, STORE_EVENT
+from shared.jobs import DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.queue import deserialize_job, serialize_job
+from workers.deliver import MAX_TRIES as DELIVER_MAX_TRIES
+from workers.deliver import deliver_notification, notify_resources
 from workers.deps import JobCtx, WorkerDeps
 from workers.reconcile import MAX_TRIES as RECONCILE_MAX_TRIES
 from workers.reconcile import reconcile_tss_request, waas_resources
@@ -59,6 +61,7 @@ def job_functions(settings: Settings, metrics: Metrics) -> list[Function]:
         (STORE_EVENT, store_event, MAX_TRIES),
         # >>> jobs (name, function, max_tries)
         (RECONCILE_TSS_REQUEST, reconcile_tss_request, RECONCILE_MAX_TRIES),
+        (DELIVER_NOTIFICATION, deliver_notification, DELIVER_MAX_TRIES),
         # <<< jobs
     ]
     return [
@@ -84,6 +87,7 @@ def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overri
         # >>> worker resources (async context managers: entered here, closed in on_shutdown)
         ctx["resources"] = resources = AsyncExitStack()
         await resources.enter_async_context(waas_resources(ctx))
+        await resources.enter_async_context(notify_resources(ctx))
         # <<< worker resources
 
     async def on_shutdown(ctx: JobCtx) -> None:

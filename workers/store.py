@@ -47,6 +47,6 @@ async def persist(d: WorkerDeps, event: EventEnvelope) -> str:
     logger.info("event %s/%s %s (request %s)", event.provider, event.kind, result, event.request_id)
     # Follow-ups are enqueued on every run, not only the inserting one: a worker killed between
     # the insert and the enqueue must not lose them. Their job ids make the repeat a no-op.
-    for follow_up in FOLLOW_UPS.get(event.provider, ()):
+    for follow_up in (*FOLLOW_UPS.get(event.provider, ()), *FOLLOW_UPS.get("*", ())):
         await follow_up(d, event)
     return result

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from shared.db import Pool, insert_events
 from shared.jobs import EventEnvelope
+from shared.notify.outbox import write_outbox
 
 MAX_BATCH = 500
 
@@ -57,8 +58,10 @@ class EventWriter:
         # One batch may carry the same key twice (a replayed job beside its original); the
         # unique constraint makes the second a no-op, and both jobs learn the row exists.
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as conn, conn.transaction():
                 inserted = await insert_events(conn, [p.event for p in batch])
+                # Notifications commit with their event rows: a stored event always has them.
+                await write_outbox(conn, _inserted_once(batch, inserted))
         except Exception as e:  # handed to each job, which classifies it (retry or fail)
             for p in batch:
                 if not p.future.done():
@@ -69,3 +72,9 @@ class EventWriter:
                 key = (p.event.provider, p.event.idempotency_key)
                 p.future.set_result(key in inserted)
                 inserted.discard(key)
+
+
+def _inserted_once(batch: list[_Pending], inserted: set[tuple[str, str]]) -> list[EventEnvelope]:
+    """The events this batch inserted, each once (a batch may carry one key twice)."""
+    found = {(p.event.provider, p.event.idempotency_key): p.event for p in batch}
+    return [event for key, event in found.items() if key in inserted]

@@ -1,0 +1,1 @@
+"""Downstream notifications: signing, retry policy, normalized payloads, subscribers and the outbox."""

@@ -1,0 +1,185 @@
+"""The notification outbox in Postgres: written with the event rows, read and updated by deliveries.
+
+A notification row is created in the same transaction as its event row (`write_outbox`, called
+by the event writer), so a stored event always has its notifications; jobs only move rows on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.db import Connection
+from shared.jobs import DELIVER_NOTIFICATION, EventEnvelope
+from shared.notify.normalize import notification_body
+
+# The id is the `webhook-id`: `msg_` + 32 hex, no `.` (the spec forbids it inside the signed content).
+_WRITE_OUTBOX = """
+INSERT INTO notifications (id, subscriber_id, event_id, event_type, payload)
+SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, ev.id, n.type,
+       jsonb_set(n.body::jsonb, '{data,event_id}', to_jsonb(ev.id::text))
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS n(provider, key, type, body)
+JOIN events ev ON ev.provider = n.provider AND ev.idempotency_key = n.key
+JOIN subscribers s ON s.enabled AND (
+       cardinality(s.event_types) = 0
+    OR n.type = ANY (s.event_types)
+    OR '*' = ANY (s.event_types)
+    OR EXISTS (SELECT 1 FROM unnest(s.event_types) AS p(pattern)
+               WHERE right(p.pattern, 2) = '.*' AND starts_with(n.type, left(p.pattern, -1))))
+ON CONFLICT (event_id, subscriber_id) DO NOTHING
+"""
+
+
+async def write_outbox(conn: Connection, events: Sequence[EventEnvelope]) -> None:
+    """One notification per (event, matching enabled subscriber); a no-op for rows already there."""
+    if not events:
+        return
+    columns: list[list[str]] = [[], [], [], []]
+    for e in events:
+        body = notification_body(e)
+        for column, value in zip(
+            columns, (e.provider, e.idempotency_key, body["type"], orjson.dumps(body).decode()), strict=True
+        ):
+            column.append(value)
+    await conn.execute(_WRITE_OUTBOX, *columns)
+
+
+async def pending_for_event(conn: Connection, provider: str, idempotency_key: str) -> list[str]:
+    """Ids of the event's notifications that were never attempted (what its follow-up enqueues)."""
+    rows = await conn.fetch(
+        "SELECT n.id FROM notifications n JOIN events e ON e.id = n.event_id"
+        " WHERE e.provider = $1 AND e.idempotency_key = $2 AND n.status = 'pending' AND n.attempts = 0",
+        provider,
+        idempotency_key,
+    )
+    return [r["id"] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A notification with what is needed to send it."""
+
+    id: str
+    status: str
+    attempts: int
+    body: bytes
+    subscriber_id: int
+    url: str
+    enabled: bool
+    secrets: tuple[str, ...]  # current first, then the previous one while it is valid
+
+
+_LOAD = """
+SELECT n.id, n.status, n.attempts, n.payload, s.id AS subscriber_id, s.url, s.enabled, s.secret,
+       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret
+FROM notifications n JOIN subscribers s ON s.id = n.subscriber_id
+WHERE n.id = $1
+"""
+
+
+async def load(conn: Connection, notification_id: str) -> Delivery | None:
+    """The notification and its subscriber; None when there is no such notification."""
+    row = await conn.fetchrow(_LOAD, notification_id)
+    if row is None:
+        return None
+    return Delivery(
+        id=row["id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        # jsonb comes back with its keys in a fixed order: every attempt sends the same bytes.
+        body=orjson.dumps(row["payload"]),
+        subscriber_id=row["subscriber_id"],
+        url=row["url"],
+        enabled=row["enabled"],
+        secrets=tuple(s for s in (row["secret"], row["previous_secret"]) if s),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery attempt did, as recorded."""
+
+    number: int
+    started_at: float
+    duration_ms: int
+    outcome: str  # delivered | failed | throttled | gone
+    status_code: int | None
+    error: str | None
+
+
+_RECORD = """
+WITH n AS (
+    UPDATE notifications
+    SET status = $3, attempts = $2, next_attempt_at = COALESCE($4, next_attempt_at), last_status = $5,
+        last_error = $6, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+    WHERE id = $1 AND attempts = $2 - 1 AND status = 'pending'
+    RETURNING id
+), a AS (
+    INSERT INTO delivery_attempts (notification_id, attempt, attempted_at, duration_ms, status_code, outcome, error)
+    SELECT id, $2, $7, $8, $5, $9, $6 FROM n
+), d AS (
+    INSERT INTO dead_letters (job, ref, args, reason)
+    SELECT $10, id, jsonb_build_array(id), COALESCE($6, $9) FROM n WHERE $3 = 'dead'
+    ON CONFLICT (job, ref) WHERE replayed_at IS NULL DO NOTHING
+)
+SELECT count(*) AS updated FROM n
+"""
+
+
+async def record(
+    conn: Connection, notification_id: str, attempt: Attempt, *, status: str, next_at: float | None
+) -> bool:
+    """Write an attempt's outcome (and the dead letter when `status` is dead) in one statement.
+
+    Only the attempt the row expects is recorded: a job re-run after its bookkeeping landed
+    changes nothing. Returns False in that case.
+    """
+    updated = await conn.fetchval(
+        _RECORD,
+        notification_id,
+        attempt.number,
+        status,
+        None if next_at is None else _ts(next_at),
+        attempt.status_code,
+        attempt.error,
+        _ts(attempt.started_at),
+        attempt.duration_ms,
+        attempt.outcome,
+        DELIVER_NOTIFICATION,
+    )
+    return bool(updated)
+
+
+async def kill(conn: Connection, notification_id: str, reason: str) -> bool:
+    """Dead-letter a pending notification without an attempt (its subscriber is disabled)."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE notifications SET status = 'dead', last_error = $2"
+            " WHERE id = $1 AND status = 'pending' RETURNING id",
+            notification_id,
+            reason,
+        )
+        if row is None:
+            return False
+        await dead_letter(conn, DELIVER_NOTIFICATION, notification_id, [notification_id], reason)
+    return True
+
+
+async def dead_letter(conn: Connection, job: str, ref: str, args: Sequence[Any], reason: str) -> None:
+    """Record a job that will not run again by itself; `callgate replay` re-enqueues it."""
+    await conn.execute(
+        "INSERT INTO dead_letters (job, ref, args, reason) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (job, ref) WHERE replayed_at IS NULL DO NOTHING",
+        job,
+        ref,
+        list(args),
+        reason,
+    )
+
+
+def _ts(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -1,0 +1,251 @@
+"""Downstream notifications: enqueue them after an event is stored, and deliver them, signed.
+
+One job run is one attempt (`deliver_notification(id, attempt)`, job id `notify:<id>:<attempt>`).
+A failed attempt records itself, then the next attempt is enqueued as a new deferred job: arq's
+own retry keeps the first job's 1-day expiry, and the schedule runs for about 33 hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+import asyncpg
+from arq import Retry
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from shared.jobs import DELIVER_NOTIFICATION, EventEnvelope
+from shared.notify import outbox, signing, subscribers
+from shared.notify.breaker import Breaker
+from shared.notify.outbox import Attempt, Delivery
+from shared.notify.schedule import DeliveryPolicy, retry_after_seconds
+from workers.deps import JobCtx, WorkerDeps, deps
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+RUNTIME = "notify"  # ctx key of the NotifyRuntime
+POLICY = "notify_policy"  # ctx key a caller may preset (tests: a short schedule, a fake clock)
+CLOCK = "notify_clock"
+THROTTLED = frozenset({429, 503})
+# Breaker and concurrency-cap waits are arq retries that spend no attempt; they stop long before this.
+MAX_TRIES = 10_000
+# Postgres or Redis away for a moment: try the same attempt again shortly.
+TRANSIENT = (OSError, TimeoutError, RedisError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+EARLY_DEFER_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRuntime:
+    """What deliveries share in one worker process."""
+
+    session: aiohttp.ClientSession
+    policy: DeliveryPolicy
+    breaker: Breaker
+    clock: Clock = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@asynccontextmanager
+async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
+    """One HTTP client per worker (keep-alive to each receiver) and the shared breaker."""
+    d = deps(ctx)
+    policy = ctx.get(POLICY) or DeliveryPolicy()
+    assert isinstance(policy, DeliveryPolicy)
+    timeout = aiohttp.ClientTimeout(total=policy.timeout_s, sock_connect=policy.connect_timeout_s)
+    breaker = Breaker(
+        d.redis,
+        d.keys,
+        threshold=policy.breaker_threshold,
+        cooldown_s=policy.breaker_cooldown_s,
+        max_inflight=policy.max_inflight,
+        slot_ttl_s=policy.timeout_s + 5,
+    )
+    clock = ctx.get(CLOCK) or time.time
+    # No cookies: receivers are machines, and one receiver must not see another's.
+    async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
+        ctx[RUNTIME] = NotifyRuntime(session, policy, breaker, clock)
+        yield
+
+
+def _runtime(ctx: JobCtx) -> NotifyRuntime:
+    value = ctx[RUNTIME]
+    assert isinstance(value, NotifyRuntime)  # set by notify_resources
+    return value
+
+
+def _arq(d: WorkerDeps) -> ArqRedis:
+    assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
+    return d.redis
+
+
+def job_id(notification_id: str, attempt: int) -> str:
+    """Stable per attempt: a repeated enqueue of the same attempt is a no-op while it is queued."""
+    return f"notify:{notification_id}:{attempt}"
+
+
+async def enqueue(d: WorkerDeps, notification_id: str, attempt: int, *, at: float | None = None) -> None:
+    """Enqueue one attempt, now or at `at` (epoch seconds, by the runtime's clock)."""
+    await _arq(d).enqueue_job(
+        DELIVER_NOTIFICATION,
+        notification_id,
+        attempt,
+        _job_id=job_id(notification_id, attempt),
+        _defer_until=None if at is None else _datetime(at),
+    )
+
+
+async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
+    """Follow-up of every stored event: enqueue the first attempt of each of its notifications.
+
+    The rows were written with the event row (see `shared.notify.outbox`); this runs on every
+    `store_event` run, so a worker killed before the enqueue leaves nothing behind.
+    """
+    async with d.pool.acquire() as conn:
+        ids = await outbox.pending_for_event(conn, event.provider, event.idempotency_key)
+    for notification_id in ids:
+        await enqueue(d, notification_id, 1)
+
+
+# -- the job ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: str  # delivered | retry | dead | gone | deferred | early | stale | missing | disabled
+    wait_s: float = 0.0
+
+
+async def deliver_notification(ctx: JobCtx, notification_id: str, attempt: int) -> str:
+    """Make attempt number `attempt` to deliver one notification (idempotent per attempt)."""
+    d = deps(ctx)
+    try:
+        result = await deliver(d, _runtime(ctx), str(notification_id), int(attempt))
+    except TRANSIENT as e:
+        raise Retry(defer=EARLY_DEFER_S * min(int(ctx.get("job_try", 1)), 30)) from e
+    d.metrics.notification_deliveries.labels(result.outcome).inc()
+    if result.outcome in ("deferred", "early"):
+        raise Retry(defer=result.wait_s)
+    return result.outcome
+
+
+async def deliver(d: WorkerDeps, rt: NotifyRuntime, notification_id: str, attempt: int) -> Result:
+    """The job without arq: check the row, pass the breaker, send, record, schedule the next."""
+    async with d.pool.acquire() as conn:
+        row = await outbox.load(conn, notification_id)
+        if row is None:
+            return Result("missing")
+        if row.status != "pending" or row.attempts >= attempt:
+            return Result("stale")  # already delivered, dead, or this attempt was recorded
+        if row.attempts < attempt - 1:
+            # The previous attempt's bookkeeping has not landed (its job is still running).
+            return Result("early", EARLY_DEFER_S)
+        if not row.enabled:
+            await outbox.kill(conn, row.id, "subscriber disabled")
+            d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
+            return Result("disabled")
+    token = job_id(notification_id, attempt)
+    gate = await rt.breaker.acquire(row.subscriber_id, token, rt.clock())
+    if gate.state == "open":
+        # An open breaker spends the attempt without touching the network: the notification
+        # walks its schedule (and ends in dead letters) exactly as if the endpoint had failed.
+        blocked = Attempt(attempt, rt.clock(), 0, "breaker_open", None, "circuit breaker open")
+        return await _book(d, rt, row, Sent(blocked))
+    if gate.wait_s > 0:
+        # At the subscriber's concurrency cap, or its half-open probe is in flight: not an attempt.
+        return Result("deferred", gate.wait_s + rt.rng.uniform(0, 0.5))
+    # A job cancelled mid-send keeps its slot until the slot's TTL: the breaker cannot tell a
+    # cancelled attempt from a lost one, and counting it either way would be a guess.
+    sent = await send(rt, row, attempt)
+    change = await rt.breaker.release(row.subscriber_id, token, ok=sent.outcome == "delivered", now=rt.clock())
+    if change:
+        d.metrics.breaker_transitions.labels("opened" if change > 0 else "closed").inc()
+    d.metrics.notification_attempt_seconds.observe(sent.attempt.duration_ms / 1000)
+    return await _book(d, rt, row, sent)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    attempt: Attempt
+    retry_after: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.attempt.outcome
+
+
+async def send(rt: NotifyRuntime, row: Delivery, attempt: int) -> Sent:
+    """POST the notification once; every failure becomes a recorded outcome, never an exception."""
+    started, t0 = rt.clock(), time.perf_counter()
+    keys = [signing.secret_key(s) for s in row.secrets]
+    headers = signing.headers(row.id, int(started), row.body, keys)
+    headers["content-type"] = "application/json"
+    status: int | None = None
+    retry_after: str | None = None
+    try:
+        # Redirects count as failures (Standard Webhooks): a receiver moved is a receiver to re-check.
+        async with rt.session.post(row.url, data=row.body, headers=headers, allow_redirects=False) as response:
+            status, retry_after = response.status, response.headers.get("Retry-After")
+            snippet = await response.content.read(rt.policy.response_snippet_bytes)
+        error = None if 200 <= status < 300 else f"HTTP {status}: {snippet.decode(errors='replace')}"
+    except TimeoutError:
+        error = f"timeout after {rt.policy.timeout_s:g} s"
+    except aiohttp.ClientError as e:
+        error = f"{type(e).__name__}: {e}"[:500]
+    duration_ms = int((time.perf_counter() - t0) * 1000)
+    outcome = _classify(status)
+    return Sent(Attempt(attempt, started, duration_ms, outcome, status, error), retry_after)
+
+
+def _classify(status: int | None) -> str:
+    if status is not None and 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "gone"
+    if status in THROTTLED:
+        return "throttled"
+    return "failed"
+
+
+async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> Result:
+    attempt = sent.attempt
+    if attempt.outcome == "delivered":
+        async with d.pool.acquire() as conn:
+            await outbox.record(conn, row.id, attempt, status="delivered", next_at=None)
+        d.metrics.notification_delivered_attempt.observe(attempt.number)
+        return Result("delivered")
+    if attempt.outcome == "gone":
+        async with d.pool.acquire() as conn, conn.transaction():
+            await subscribers.disable_by_id(conn, row.subscriber_id, "410 Gone from the receiver")
+            await outbox.record(conn, row.id, attempt, status="dead", next_at=None)
+        d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
+        logger.warning("subscriber %d answered 410: disabled", row.subscriber_id)
+        return Result("gone")
+    now = rt.clock()
+    retry_after = retry_after_seconds(sent.retry_after, now) if attempt.outcome == "throttled" else None
+    delay = rt.policy.delay_after(attempt.number, rt.rng, retry_after_s=retry_after)
+    if delay is None:
+        async with d.pool.acquire() as conn:
+            await outbox.record(conn, row.id, attempt, status="dead", next_at=None)
+        d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
+        return Result("dead")
+    # The next attempt is enqueued before this one is recorded: if the worker dies in between,
+    # arq re-runs this job (same webhook-id again) and the enqueue repeats as a no-op. The other
+    # order could lose the next attempt. A next attempt that starts before the record lands
+    # finds the row one attempt behind and waits ("early").
+    await enqueue(d, row.id, attempt.number + 1, at=now + delay)
+    async with d.pool.acquire() as conn:
+        await outbox.record(conn, row.id, attempt, status="pending", next_at=now + delay)
+    return Result("retry")
+
+
+def _datetime(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
