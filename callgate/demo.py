@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
+from callgate.chainup_demo import send_chainup_cosigner, send_chainup_waas
 from callgate.cobo_tss_demo import send_cobo_tss
 from callgate.ucw_demo import send_cobo_ucw
 from callgate.uuwallet_demo import send_uuwallet
@@ -78,6 +79,8 @@ SENDERS: dict[str, Sender] = {
     "cobo_tss": send_cobo_tss,
     "cobo_ucw": send_cobo_ucw,
     "uuwallet": send_uuwallet,
+    "chainup_cosigner": send_chainup_cosigner,
+    "chainup_waas": send_chainup_waas,
     # <<< demo senders
 }
 

@@ -324,6 +324,8 @@ class ChainupWaasSettings:
     merchant_private_key: rsablocks.RsaPrivate | None = field(default=None, repr=False)  # None: never confirm
     # A notification is about 2 KiB; the cap bounds the RSA work one request can cause.
     max_body_bytes: int = 64 * 1024
+    # `callgate demo` only: the private half of a *test* ChainUp key pair, to play ChainUp.
+    demo_private_key_file: str | None = None
 
 
 def _networks(env: Env, name: str) -> tuple[IpNetwork, ...]:
@@ -381,7 +383,19 @@ def _chainup_waas(env: Env) -> ChainupWaasSettings | None:
         public_key=public_key,
         merchant_private_key=private_key,
         max_body_bytes=_int(env, "CALLGATE_CHAINUP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+        demo_private_key_file=_chainup_demo_key(env, public_key),
     )
+
+
+def _chainup_demo_key(env: Env, public_key: rsablocks.RsaPublic) -> str | None:
+    name = "CALLGATE_CHAINUP_DEMO_PRIVATE_KEY_FILE"
+    pem = _pem_file(env, name)
+    try:
+        if pem is not None and rsablocks.load_private_key(pem).public != public_key:
+            raise ConfigError(name, "is not the private half of CALLGATE_CHAINUP_PUBLIC_KEY_FILE")
+    except ValueError as e:
+        raise ConfigError(name, str(e)) from None
+    return None if pem is None else env[name].strip()
 
 
 # <<< chainup settings

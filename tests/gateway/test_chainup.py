@@ -12,8 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
+from callgate.chainup_demo import send_chainup_cosigner, send_chainup_waas
 from gateway.app import create_app
 from gateway.keys import METRICS, ORDERS, POLICY
 from shared import rsablocks
@@ -469,3 +472,45 @@ async def test_withdraw_confirmation_without_a_registered_order_is_refused(chain
     assert await h.waas(CONFIRM, samples.WAAS_CONFIRM) == (200, "FAILURE")
     h2 = await chainup(merchant=False)
     assert await h2.waas(CONFIRM, {**samples.WAAS_CONFIRM, "request_id": "other"}) == (200, "FAILURE")
+
+
+# -- callgate demo ---------------------------------------------------------------------------
+
+
+async def test_the_demo_samples_get_the_answers_they_announce(chainup: Start, tmp_path: Path) -> None:
+    h = await chainup()
+    key_file = tmp_path / "chainup-test.pem"
+    key_file.write_bytes(
+        _key(0).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    waas_config = h.settings.providers.chainup_waas
+    assert waas_config is not None
+    settings = with_providers(
+        h.settings, chainup_waas=dataclasses.replace(waas_config, demo_private_key_file=str(key_file))
+    )
+    base = str(h.client.make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
+        lines = await send_chainup_cosigner(settings, session, base) + await send_chainup_waas(settings, session, base)
+    assert [line.split(": ", 1)[1][:11] for line in lines] == [
+        "200 SUCCESS",  # withdraw sign_start
+        "200 SUCCESS",  # its retry, from memory
+        "200 SUCCESS",  # unlimited approval of the listed router
+        "200 SUCCESS",  # sign_success recorded
+        '200 {"clien',  # verify_public_hash
+        "403 FAILURE",  # unknown app id
+        "403 FAILURE",  # forged notification
+        "200 SUCCESS",  # deposit
+        "200 SUCCESS",  # deposit retried
+        "200 SUCCESS",  # withdrawal result
+        '200 {"data"',  # second confirmation of the registered order
+    ]
+    assert h.outcome("chainup_waas", "duplicate") == 1
+
+
+async def test_the_demo_without_a_test_key_sends_only_refusals(chainup: Start) -> None:
+    h = await chainup()
+    async with aiohttp.ClientSession() as session:
+        lines = await send_chainup_waas(h.settings, session, str(h.client.make_url("")).rstrip("/"))
+    assert len(lines) == 3 and "CALLGATE_CHAINUP_DEMO_PRIVATE_KEY_FILE" in lines[2]
