@@ -100,7 +100,7 @@ class PolicyHolder:
         # Nothing active (never published, or the table was emptied): keep what we decide with.
         if version is None or version == self._version():
             return None
-        stored = await load_active(self._pool)
+        stored = await load_active(self._pool, document_as_text=True)
         if stored is None:
             return None
         loop = asyncio.get_running_loop()

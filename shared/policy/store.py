@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -32,6 +33,12 @@ _INSERT = (
 _SELECT_ACTIVE = (
     "SELECT version, document, source, sha256, published_at, published_by, state FROM policies WHERE state = 'active'"
 )
+# The document as JSON text: decoding 10 MB of jsonb would hold the event loop; the holder
+# decodes it in its compile thread instead.
+_SELECT_ACTIVE_TEXT = (
+    "SELECT version, document::text AS document, source, sha256, published_at, published_by, state"
+    " FROM policies WHERE state = 'active'"
+)
 _SELECT_LATEST = (
     "SELECT version, document, source, sha256, published_at, published_by, state"
     " FROM policies ORDER BY version DESC LIMIT $1"
@@ -43,7 +50,7 @@ class StoredPolicy:
     """One row of the policies table."""
 
     version: int
-    document: object  # validated data, amounts as strings
+    document: object  # validated data, amounts as strings (or its JSON text, see load_active)
     source: str
     sha256: str
     published_at: float  # unix seconds
@@ -70,8 +77,9 @@ def validate(text: str | bytes) -> tuple[object, str]:
 
 def compile_stored(stored: StoredPolicy) -> PolicySnapshot:
     """The snapshot of a stored version (CPU-bound: run it off the event loop)."""
+    data = orjson.loads(stored.document) if isinstance(stored.document, str) else stored.document
     return compile_snapshot(
-        parse_document(stored.document),
+        parse_document(data),
         version=stored.version,
         published_at=stored.published_at,
         sha256=stored.sha256,
@@ -116,10 +124,14 @@ async def announce(redis: Redis, keys: RedisKeys, version: int) -> bool:
     return True
 
 
-async def load_active(pool: Pool) -> StoredPolicy | None:
-    """The active version, or None when nothing was ever published."""
+async def load_active(pool: Pool, *, document_as_text: bool = False) -> StoredPolicy | None:
+    """The active version, or None when nothing was ever published; `document_as_text` leaves
+    the document undecoded (for `compile_stored` in a thread)."""
     async with pool.acquire() as conn:
-        return await _active(conn)
+        if not document_as_text:
+            return await _active(conn)
+        row = await conn.fetchrow(_SELECT_ACTIVE_TEXT)
+    return None if row is None else _stored(row)
 
 
 async def active_version(pool: Pool) -> int | None:
