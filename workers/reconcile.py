@@ -20,11 +20,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
-from arq.connections import ArqRedis
+from arq import Retry
+from redis.exceptions import RedisError
 
 from shared.config import CoboUcwSettings, CoboWaasSettings
 from shared.errors import ApiError
-from shared.jobs import RECONCILE_TSS_REQUEST, EventEnvelope, key_hash
+from shared.jobs import RECONCILE_TSS_REQUEST
 from shared.metrics import Metrics
 from shared.providers import cobo_ucw
 from shared.providers.cobo_ucw import Agreement, compare
@@ -35,19 +36,20 @@ from shared.providers.cobo_ucw_store import (
     publish_state,
     record_report,
     record_waas,
-    rows_for_request,
     sync_wallets,
 )
 from shared.waas.cobo_client import CoboWaasClient, WaasUnavailable
 from shared.waas.cobo_models import TSSRequest
 from workers.deps import JobCtx, WorkerDeps, deps
+from workers.store import BACKOFF_S, TRANSIENT
+from workers.store import MAX_TRIES as STORE_MAX_TRIES
+from workers.tss_followups import PROVIDER, WEBHOOK_PROVIDER, arq_pool
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = cobo_ucw.PROVIDER
-WEBHOOK_PROVIDER = "cobo_waas"
-# One try per job: re-checks are our own deferred jobs, so a failure never needs arq's retry.
-MAX_TRIES = 1
+# WaaS failures never fail the job (they schedule a re-check); Postgres or Redis being away does,
+# and is retried on the same schedule as storing events.
+MAX_TRIES = STORE_MAX_TRIES
 _CLIENT = "cobo_waas_client"
 # Used when only webhooks are configured (no UCW section): the same re-check policy.
 _DEFAULT_POLICY = CoboUcwSettings(api_keys=())
@@ -98,40 +100,6 @@ def build_client(session: aiohttp.ClientSession, config: CoboWaasSettings, metri
     )
 
 
-# -- follow-ups: what a stored event starts ---------------------------------------------------
-
-
-def _arq(d: WorkerDeps) -> ArqRedis:
-    assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
-    return d.redis
-
-
-async def follow_report(d: WorkerDeps, event: EventEnvelope) -> None:
-    """After a UCW report is stored: reconcile it (one job per report, by its idempotency key)."""
-    payload = event.payload or {}
-    await _arq(d).enqueue_job(
-        RECONCILE_TSS_REQUEST,
-        str(payload["wallet_uuid"]),
-        str(payload["tss_request_id"]),
-        {"status": int(payload["status"]), "vault_id": str(payload["vault_id"]), "received_at": event.received_at},
-        None,
-        _job_id=f"{PROVIDER}:reconcile:{key_hash(event.provider, event.idempotency_key)}",
-    )
-
-
-async def follow_webhook(d: WorkerDeps, event: EventEnvelope) -> None:
-    """After a WaaS TSS-request webhook is stored: re-read every row about that request."""
-    tss_request_id = str((event.payload or {})["tss_request_id"])
-    async with d.pool.acquire() as conn:
-        rows = await rows_for_request(conn, tss_request_id)
-    if not rows:
-        # Nobody reported it (yet): the webhook names no wallet or vault, so there is nothing to read.
-        logger.info("waas webhook about unknown tss request %s: nothing to reconcile", tss_request_id)
-    for row in rows:
-        job_id = f"{WEBHOOK_PROVIDER}:reconcile:{key_hash(event.provider, event.idempotency_key)}:{row.wallet_uuid}"
-        await _arq(d).enqueue_job(RECONCILE_TSS_REQUEST, row.wallet_uuid, tss_request_id, None, None, _job_id=job_id)
-
-
 # -- the job ---------------------------------------------------------------------------------
 
 
@@ -143,7 +111,11 @@ async def reconcile_tss_request(
     if not isinstance(client, CoboWaasClient):
         logger.warning("reconcile_tss_request without Cobo WaaS settings: dropped")
         return "disabled"
-    return await reconcile(deps(ctx), client, wallet_uuid, tss_request_id, _report(report), due_at=due_at)
+    try:
+        return await reconcile(deps(ctx), client, wallet_uuid, tss_request_id, _report(report), due_at=due_at)
+    except (*TRANSIENT, RedisError) as e:
+        try_ = int(ctx.get("job_try", 1))
+        raise Retry(defer=BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]) from e
 
 
 def _report(value: object) -> Report | None:
@@ -258,7 +230,7 @@ async def _schedule(d: WorkerDeps, row: TssRow) -> None:
     if row.next_check_at is None:
         return
     due = row.next_check_at.timestamp()
-    await _arq(d).enqueue_job(
+    await arq_pool(d).enqueue_job(
         RECONCILE_TSS_REQUEST,
         row.wallet_uuid,
         row.tss_request_id,
