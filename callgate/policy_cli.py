@@ -1,4 +1,4 @@
-"""`callgate policy publish|check|show` and `callgate orders add|list`.
+"""`callgate policy publish|check|activate|show` and `callgate orders add|list`.
 
 `policy publish FILE` validates the document (schema, then its own examples), stores it as the next
 version and announces it; gateways pick it up within their poll interval even if the announcement
@@ -23,7 +23,7 @@ from shared.db import Pool, create_pool
 from shared.errors import InvalidInput, PolicyError
 from shared.keys import RedisKeys
 from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register
-from shared.policy.store import list_versions, load_active, publish, validate
+from shared.policy.store import Published, activate, list_versions, load_active, publish, validate
 from shared.redis import create_redis
 
 Action = Callable[[argparse.Namespace, Pool, Redis, RedisKeys], Awaitable[int]]
@@ -39,6 +39,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     publish_cmd.add_argument("--by", default=None, help="who publishes (default: the current user)")
     check = verbs.add_parser("check", help="validate a document and run its examples; stores nothing")
     check.add_argument("file", type=Path)
+    activate_cmd = verbs.add_parser("activate", help="make a stored version active again (promote a shadow, roll back)")
+    activate_cmd.add_argument("version", type=int)
+    activate_cmd.add_argument("--by", default=None, help="who activates (default: the current user)")
     show = verbs.add_parser("show", help="print the active version (its text as published)")
     show.add_argument("--versions", action="store_true", help="list the latest versions instead")
     orders = sub.add_parser("orders", help="the expected-withdrawal registry")
@@ -57,7 +60,7 @@ def policy_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run a `policy` sub-verb; 1 when the document is refused."""
     if args.policy_command == "check":
         return _check(args.file)
-    action = _publish if args.policy_command == "publish" else _show
+    action = {"publish": _publish, "activate": _activate}.get(args.policy_command, _show)
     return asyncio.run(_with_services(settings, action, args))
 
 
@@ -101,6 +104,10 @@ async def _publish(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Red
     except PolicyError as e:
         print(f"callgate policy: refused: {e}")
         return 1
+    return _report(result)
+
+
+def _report(result: Published) -> int:
     stored = result.policy
     if not result.created:
         print(f"unchanged: version {stored.version} already has this content")
@@ -108,6 +115,15 @@ async def _publish(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Red
         note = "" if result.announced else " (not announced: gateways will pick it up at their next poll)"
         print(f"published version {stored.version} ({stored.state}, sha256 {stored.sha256[:12]}){note}")
     return 0
+
+
+async def _activate(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    try:
+        result = await activate(pool, redis, keys, args.version, published_by=args.by or getpass.getuser())
+    except PolicyError as e:
+        print(f"callgate policy: refused: {e}")
+        return 1
+    return _report(result)
 
 
 async def _show(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.db import Connection, Pool
+from shared.errors import PolicyError
 from shared.keys import RedisKeys
 from shared.policy.document import canonical_json, load_document, parse_document
 from shared.policy.snapshot import PolicySnapshot, check_examples, compile_snapshot
@@ -38,6 +39,9 @@ _SELECT_ACTIVE = (
 _SELECT_ACTIVE_TEXT = (
     "SELECT version, document::text AS document, source, sha256, published_at, published_by, state"
     " FROM policies WHERE state = 'active'"
+)
+_SELECT_VERSION = (
+    "SELECT version, document, source, sha256, published_at, published_by, state FROM policies WHERE version = $1"
 )
 _SELECT_LATEST = (
     "SELECT version, document, source, sha256, published_at, published_by, state"
@@ -65,7 +69,7 @@ class Published:
     announced: bool  # False: Redis did not take the announcement (holders will poll it)
 
 
-def validate(text: str | bytes) -> tuple[object, str]:
+def validate(text: str) -> tuple[object, str]:
     """Check a document the way publishing does; returns (stored data, sha256) or raises PolicyError."""
     data = load_document(text)
     document = parse_document(data)
@@ -92,6 +96,26 @@ async def publish(
     """Validate `text`, store it as the next version (active, or shadow beside the active one) and
     announce it. Raises PolicyError for an invalid document; nothing is stored then."""
     data, sha256 = validate(text)
+    return await _store(pool, redis, keys, (data, text, sha256), published_by=published_by, shadow=shadow)
+
+
+async def activate(pool: Pool, redis: Redis, keys: RedisKeys, version: int, *, published_by: str) -> Published:
+    """Make the document of `version` (a shadow to promote, or an old one to roll back to) active
+    again, as a new version: versions only grow, so every holder sees the change. Raises
+    PolicyError when the version does not exist or no longer passes its examples."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(_SELECT_VERSION, version)
+    if row is None:
+        raise PolicyError("version", f"no policy version {version}")
+    old = _stored(row)
+    data, sha256 = validate(old.source)
+    return await _store(pool, redis, keys, (data, old.source, sha256), published_by=published_by, shadow=False)
+
+
+async def _store(
+    pool: Pool, redis: Redis, keys: RedisKeys, content: tuple[object, str, str], *, published_by: str, shadow: bool
+) -> Published:
+    data, source, sha256 = content
     async with pool.acquire() as conn, conn.transaction():
         # One publisher at a time: the version order must be the order of activation.
         await conn.execute("LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE")
@@ -100,14 +124,8 @@ async def publish(
             return Published(active, created=False, announced=False)
         if not shadow:
             await conn.execute("UPDATE policies SET state = 'retired' WHERE state = 'active'")
-        row = await conn.fetchrow(
-            _INSERT,
-            data,
-            text if isinstance(text, str) else text.decode(errors="replace"),
-            sha256,
-            published_by,
-            "shadow" if shadow else "active",
-        )
+        state = "shadow" if shadow else "active"
+        row = await conn.fetchrow(_INSERT, data, source, sha256, published_by, state)
     stored = _stored(row)
     announced = shadow or await announce(redis, keys, stored.version)
     logger.info("policy version %d published by %s (%s)", stored.version, published_by, stored.state)

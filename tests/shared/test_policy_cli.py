@@ -37,6 +37,10 @@ def test_policy_check_publish_and_show(env: None, tmp_path: Path, capsys: pytest
     assert main(["policy", "show"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith("# version 1") and "# Publish with `callgate policy publish" in shown
+    assert main(["policy", "activate", "1"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert main(["policy", "activate", "7"]) == 1
+    assert "no policy version 7" in capsys.readouterr().out
     assert main(["policy", "show", "--versions"]) == 0
     assert "active" in capsys.readouterr().out
 

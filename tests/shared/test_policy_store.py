@@ -16,7 +16,7 @@ from shared.metrics import Metrics
 from shared.policy.holder import PolicyHolder
 from shared.policy.model import Action, DecisionRequest, Operation
 from shared.policy.snapshot import decide
-from shared.policy.store import list_versions, load_active, publish
+from shared.policy.store import activate, list_versions, load_active, publish
 
 KEYGEN = DecisionRequest("cobo_tss", Operation.KEYGEN, "k", node_ids=("a", "b"), threshold=2)
 
@@ -121,3 +121,22 @@ async def test_shadow_versions_do_not_replace_the_active_one(db: Pool, redis: Re
     active = await load_active(db)
     assert active is not None and active.version == 1
     assert [p.state for p in await list_versions(db)] == ["shadow", "active"]
+
+
+async def test_activate_promotes_a_shadow_and_rolls_back(
+    db: Pool, redis: Redis, keys: RedisKeys, holders: HolderFactory
+) -> None:
+    holder = await holders()
+    await publish(db, redis, keys, policy(2), published_by="a")
+    await publish(db, redis, keys, policy(3), published_by="a", shadow=True)
+    promoted = await activate(db, redis, keys, 2, published_by="b")
+    assert promoted.created and promoted.policy.version == 3 and promoted.policy.state == "active"
+    await until(lambda: holder.current is not None and holder.current.version == 3)
+    assert decide(holder.current, KEYGEN).action is Action.REJECT  # min_threshold 3 now
+    rolled_back = await activate(db, redis, keys, 1, published_by="b")
+    assert rolled_back.policy.version == 4
+    await until(lambda: holder.current is not None and holder.current.version == 4)
+    assert decide(holder.current, KEYGEN).action is Action.APPROVE
+    with pytest.raises(PolicyError) as missing:
+        await activate(db, redis, keys, 99, published_by="b")
+    assert missing.value.path == "version"
