@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -226,7 +227,9 @@ def _route_run(
         print(
             f"RSA-{bits}, {processes} proc: probe answer {answer['status']} {answer['action']} {answer['error'][:60]}"
         )
-        run_wrk("warmup", url, lua, seconds=2, connections=connections)
+        # A warm-up too short to report latencies (an overloaded machine) still warmed up.
+        with contextlib.suppress(KeyError, AttributeError):
+            run_wrk("warmup", url, lua, seconds=2, connections=connections)
         return run_wrk(f"check RSA-{bits} {processes} proc", url, lua, seconds=seconds, connections=connections)
     finally:
         stop(gateway)
@@ -255,7 +258,13 @@ def _row(result: LoadResult, bits: int, processes: int, machine: float, tokens: 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    meta = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "machine": platform.machine(), "at": time.time()}
+    meta = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "at": time.time(),
+        "load_average_1m": os.getloadavg()[0],  # other work on the machine skews every figure
+    }
     path = RESULTS / f"cobo_tss_{name}.json"
     path.write_text(json.dumps({"meta": meta, **payload}, indent=2) + "\n")
     print(f"wrote {path}")

@@ -20,10 +20,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qs
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.exceptions import RedisError
 
 from gateway.handlers.common import count, envelope, hand_off
@@ -51,6 +54,7 @@ from shared.providers.cobo_tss_decision import Assessment, assess
 from shared.providers.cobo_tss_event import parse_event
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _REPLAY = Reason("request_id_replayed", "", "this request_id was already answered for different content")
 
@@ -69,14 +73,10 @@ async def check(request: web.Request) -> web.Response:
         count(request, PROVIDER, "too_large")
         return _answer(config, ResponseStatus.INVALID_REQUEST, "", "request body too large")
     try:
-        claims = verify_rs256(_form_token(body), config.node_public_key, options=_options(config))
-        parsed = parse_request(decode_package_data(claims))
+        parsed = _read(request, body, config.node_public_key, parse_request)
     except TokenRejected as e:
-        count(request, PROVIDER, "unauthorized")
-        request.app[METRICS].token_failures.labels(PROVIDER, e.code).inc()
         return _answer(config, ResponseStatus.INVALID_TOKEN, "", str(e))
     except InvalidInput as e:
-        count(request, PROVIDER, "invalid")
         return _answer(config, ResponseStatus.INVALID_REQUEST, "", str(e))
     if parsed.request_type == RequestType.PING:
         _count_decision(request, "ping", Action.APPROVE, "ping")
@@ -165,6 +165,20 @@ def _evaluate(request: web.Request, assessment: Assessment) -> tuple[Decision, f
     return decision, seconds
 
 
+def _read(request: web.Request, body: bytes, key: rsa.RSAPublicKey, parse: Callable[[object], T]) -> T:
+    """Verify the form's token with `key`, decode its package and `parse` it; failures are counted."""
+    try:
+        claims = verify_rs256(_form_token(body), key, options=_options(_config(request)))
+        return parse(decode_package_data(claims))
+    except TokenRejected as e:
+        count(request, PROVIDER, "unauthorized")
+        request.app[METRICS].token_failures.labels(PROVIDER, e.code).inc()
+        raise
+    except InvalidInput:
+        count(request, PROVIDER, "invalid")
+        raise
+
+
 def _form_token(body: bytes) -> str:
     """The single `TSS_JWT_MSG` value of a urlencoded form body ([I] content type not enforced)."""
     try:
@@ -226,14 +240,8 @@ async def event(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     body = await request.read()
     try:
-        claims = verify_rs256(_form_token(body), config.event_public_key, options=_options(config))
-        tss_event = parse_event(decode_package_data(claims))
-    except TokenRejected as e:
-        count(request, PROVIDER, "unauthorized")
-        request.app[METRICS].token_failures.labels(PROVIDER, e.code).inc()
-        return web.json_response("", status=400)
-    except InvalidInput:
-        count(request, PROVIDER, "invalid")
+        tss_event = _read(request, body, config.event_public_key, parse_event)
+    except (TokenRejected, InvalidInput):  # the event templates answer 400 to both
         return web.json_response("", status=400)
     item = envelope(
         request,
