@@ -272,3 +272,36 @@ class EmbeddedPostgres:
                 self.kill()
         with contextlib.suppress(OSError):
             (self.data_dir / "server.log").chmod(0o644)
+
+
+def run_with_services(command: list[str], data: Path) -> int:
+    """Run `command` with TEST_REDIS_URL/TEST_DATABASE_URL pointing at live servers.
+
+    The machine's own servers are used when they answer on the default ports (or when the
+    variables are already set); otherwise private embedded ones are started for the run.
+    """
+    env = dict(os.environ)
+    started: list[EmbeddedRedis | EmbeddedPostgres] = []
+    try:
+        if "TEST_REDIS_URL" not in env and not port_answers("127.0.0.1", 6379):
+            started.append(EmbeddedRedis(data / "redis").start())
+            env["TEST_REDIS_URL"] = started[-1].url.rsplit("/", 1)[0]
+        if "TEST_DATABASE_URL" not in env and not port_answers("127.0.0.1", 5432):
+            postgres = EmbeddedPostgres(data / "postgres", database="postgres").start()
+            started.append(postgres)
+            env["TEST_DATABASE_URL"] = postgres.url
+        for server in started:
+            print(f"embedded server for this run: {server.url}", flush=True)
+        return subprocess.call(command, env=env)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    # python -m callgate.embedded DATA_DIR -- COMMAND...
+    separator = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
+    folder = Path(sys.argv[1] if separator > 1 else "var/test")
+    raise SystemExit(run_with_services(sys.argv[separator + 1 :], folder))

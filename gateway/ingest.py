@@ -1,7 +1,9 @@
 """The ack path: batched dedup+enqueue into Redis, with a durable local spool behind it.
 
-Callbacks submitted while a batch is in flight wait for the next one, so under load one Redis
-round trip carries many callbacks (group commit) and when idle a callback goes out at once.
+Callbacks submitted in the same event-loop iteration share one Redis round trip, and at most
+MAX_IN_FLIGHT batches are on the wire at once; callbacks arriving meanwhile wait for the next
+one, so under load one round trip carries many callbacks (group commit) and when idle a
+callback goes out at once.
 If Redis fails, the whole batch is appended to the spool and fsynced before anyone is answered;
 a background task replays the spool through the same dedup script when Redis is back, so a
 callback accepted twice (once spooled, once queued) still yields one job.
@@ -29,6 +31,9 @@ from shared.spool import Spool, read_records
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# More than one batch in flight keeps latency down when the loop is busy; more than a few only
+# adds Redis connections without adding throughput.
+MAX_IN_FLIGHT = 4
 REPLAY_CHUNK = 256
 
 
@@ -53,9 +58,10 @@ class Ingestor:
         self._keys = keys
         self._metrics = metrics
         self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
+        self._scheduled = False
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._spool_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._replayer: asyncio.Task[None] | None = None
 
     @property
     def queue(self) -> JobQueue:
@@ -72,32 +78,42 @@ class Ingestor:
     async def submit_item(self, item: QueueItem) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(item, future))
-        self._wakeup.set()
+        self._schedule()
         return await future
 
+    def _schedule(self) -> None:
+        if not self._scheduled and len(self._in_flight) < MAX_IN_FLIGHT:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        task = asyncio.create_task(self._flush(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._flush_done)
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._pending:
+            self._schedule()
+
     async def start(self, *, replay_interval_s: float) -> None:
-        self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="ingest-flush"),
-            asyncio.create_task(self._replay_loop(replay_interval_s), name="spool-replay"),
-        ]
+        self._replayer = asyncio.create_task(self._replay_loop(replay_interval_s), name="spool-replay")
 
     async def stop(self) -> None:
-        """Flush what is pending, then stop the background tasks."""
-        # aiohttp runs cleanup only after in-flight handlers finished, so this is short.
-        while self._pending:  # noqa: ASYNC110 (polling a list the flush task drains)
-            await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Finish the batches on the wire (aiohttp calls this after in-flight handlers ended)."""
+        while self._pending or self._in_flight:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            else:
+                self._start_flush()
+        if self._replayer is not None:
+            self._replayer.cancel()
+            await asyncio.gather(self._replayer, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._spool.close)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> None:
         items = [p.item for p in batch]

@@ -1,7 +1,8 @@
 """A local durable spool: where accepted callbacks go when Redis cannot take them.
 
 Records are appended and fsynced before the gateway answers, so a spooled callback is as
-durable as a queued one. Each process appends to its own `<host>-<pid>.active` file; replay
+durable as a queued one. Each process appends to its own `<host>-<pid>-<n>.active` file (a new
+n for every file, so a rename can never overwrite an older file of the same process); replay
 rotates it to `.ready`, and any process may claim a `.ready` file (or the `.active` file of a
 dead process on this host) by an atomic rename, so several gateways can share one directory.
 
@@ -17,6 +18,7 @@ import logging
 import os
 import socket
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,10 +38,7 @@ class Spool:
         self.directory = Path(directory)
         self._host = socket.gethostname().replace("-", "_")
         self._fd: int | None = None
-
-    @property
-    def _active(self) -> Path:
-        return self.directory / f"{self._host}-{os.getpid()}.active"
+        self._active: Path | None = None
 
     def append(self, records: Sequence[bytes]) -> None:
         """Append records and fsync; on failure nothing partial is left behind (SpoolError)."""
@@ -60,7 +59,8 @@ class Spool:
     def _open(self) -> int:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._active = self.directory / f"{self._host}-{os.getpid()}-{time.time_ns()}.active"
+            self._fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             _fsync_dir(self.directory)
         return self._fd
 
@@ -71,11 +71,12 @@ class Spool:
 
     def rotate(self) -> None:
         """Hand this process's active file over to replay."""
-        if self._fd is None:
+        if self._fd is None or self._active is None:
             return
         self.close()
         with contextlib.suppress(FileNotFoundError):
             os.rename(self._active, self._active.with_suffix(".ready"))
+        self._active = None
 
     def claim(self) -> Path | None:
         """Atomically take one file to replay: a `.ready` one, or a dead process's `.active` one."""
@@ -92,7 +93,7 @@ class Spool:
         return None
 
     def _orphaned(self, path: Path) -> bool:
-        host, _, pid = path.stem.rpartition("-")
+        host, pid, _ = path.stem.rsplit("-", 2) if path.stem.count("-") >= 2 else ("", "", "")
         if host != self._host or not pid.isdigit() or int(pid) == os.getpid():
             return False
         try:
