@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
