@@ -103,6 +103,18 @@ def _orders(args: argparse.Namespace, settings: Settings) -> int:
     return orders_command(args, settings)
 
 
+def _subscribers(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.notify_cli import subscribers_command
+
+    return subscribers_command(args, settings)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from callgate.notify_cli import replay_command
+
+    return replay_command(args, settings)
+
+
 COMMANDS: dict[str, Command] = {
     "gateway": _gateway,
     "worker": _worker,
@@ -112,6 +124,8 @@ COMMANDS: dict[str, Command] = {
     "wallets": _wallets,
     "policy": _policy,
     "orders": _orders,
+    "subscribers": _subscribers,
+    "replay": _replay,
     # <<< feature commands
 }
 
@@ -135,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     from callgate.policy_cli import add_parsers as _policy_parsers
 
     _policy_parsers(sub)
+    from callgate.notify_cli import add_parsers as _notify_parsers
+
+    _notify_parsers(sub)
     # <<< feature parsers
     return parser
 

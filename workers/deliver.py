@@ -41,6 +41,7 @@ MAX_TRIES = 10_000
 # Postgres or Redis away for a moment: try the same attempt again shortly.
 TRANSIENT = (OSError, TimeoutError, RedisError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 EARLY_DEFER_S = 2.0
+EARLY_TRIES = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,8 @@ async def deliver_notification(ctx: JobCtx, notification_id: str, attempt: int) 
     except TRANSIENT as e:
         raise Retry(defer=EARLY_DEFER_S * min(int(ctx.get("job_try", 1)), 30)) from e
     d.metrics.notification_deliveries.labels(result.outcome).inc()
+    if result.outcome == "early" and int(ctx.get("job_try", 1)) >= EARLY_TRIES:
+        return "stale"  # the attempt before it never landed: a replay reset the row meanwhile
     if result.outcome in ("deferred", "early"):
         raise Retry(defer=result.wait_s)
     return result.outcome
