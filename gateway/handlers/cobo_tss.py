@@ -31,8 +31,9 @@ from redis.exceptions import RedisError
 
 from gateway.handlers.common import count, envelope, hand_off
 from gateway.keys import INGESTOR, METRICS, POLICY, REDIS_KEYS, SETTINGS
+from gateway.middleware import error_response
 from shared.config import CoboTssSettings
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, QueueUnavailable
 from shared.jobs import EventEnvelope, key_hash
 from shared.policy.model import Action, Decision, Reason
 from shared.policy.requests import request_to_data
@@ -148,7 +149,10 @@ async def _audit_replay(request: web.Request, parsed: CoboTssRequest, event: Eve
         status="rejected",
         decision={"action": Action.REJECT.value, "reasons": [_reason_data(_REPLAY)]},
     )
-    if await hand_off(request, replay) is None:
+    try:
+        # Not `hand_off`: the callback is already counted as a replay, not as an accepted one.
+        await request.app[INGESTOR].submit(replay)
+    except QueueUnavailable:
         logger.error("cobo_tss %s: replay could not be recorded", parsed.request_id)
 
 
@@ -237,7 +241,7 @@ async def event(request: web.Request) -> web.Response:
     """TSS Node events: verified with the event key, enqueued, answered `""` (the templates' body)."""
     config = _config(request)
     if config.event_public_key is None:
-        raise web.HTTPNotFound()
+        return error_response(404, "not_found", "no such route")
     body = await request.read()
     try:
         tss_event = _read(request, body, config.event_public_key, parse_event)

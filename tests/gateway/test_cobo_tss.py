@@ -98,7 +98,9 @@ def cobo(aiohttp_client: AiohttpClient, redis: Redis, db: asyncpg.Pool[asyncpg.R
         *, snapshot: PolicySnapshot | None = None, redis_url: str | None = None, **overrides: Any
     ) -> Harness:
         config = CoboTssSettings(
-            node_public_key=NODE.public_key(), private_key=OURS, event_public_key=EVENTS.public_key(), **overrides
+            node_public_key=NODE.public_key(),
+            private_key=OURS,
+            **({"event_public_key": EVENTS.public_key()} | overrides),
         )
         tss_settings = with_providers(
             dataclasses.replace(settings, redis_url=redis_url or settings.redis_url), cobo_tss=config
@@ -275,6 +277,7 @@ async def test_reused_request_id_with_other_content_is_a_rejected_counted_replay
     answer = await h.check(other)
     assert (answer["status"], answer["action"]) == (0, "REJECT") and answer["error"].startswith("request_id_replayed")
     assert h.metric("callgate_decision_replays_total", {"provider": "cobo_tss"}) == 1
+    assert h.metric("callgate_callbacks_total", {"provider": "cobo_tss", "outcome": "accepted"}) == 1
     # and it does not poison the original: the first content still gets its APPROVE
     assert (await h.check(samples.keysign("rp", amount="1.5")))["action"] == "APPROVE"
     await run_worker(h.settings)
@@ -352,3 +355,9 @@ async def test_demo_sends_signed_samples_and_reads_verified_answers(
     assert "cobo_tss keysign retried: 200 status 0 APPROVE" in text
     assert "other destination: 200 status 0 REJECT (request_id_replayed" in text
     assert "not of its raw tx: 200 status 0 REJECT (msg_hash_mismatch" in text
+
+
+async def test_event_route_is_off_without_an_event_key(cobo: Start) -> None:
+    h = await cobo(event_public_key=None)
+    response = await h.client.post("/cobo/tss-node/v2/event", data={"TSS_JWT_MSG": _event_token("ev-x")})
+    assert response.status == 404 and (await response.json())["error"] == "not_found"
