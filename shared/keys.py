@@ -51,6 +51,11 @@ class RedisKeys:
         """Set of confirmations not yet written to Postgres."""
         return f"{self.prefix}:orders:unpersisted"
 
+    @property
+    def orders_expiry(self) -> str:
+        """Sorted set: order field scored by its expiry, so expired orders can be pruned."""
+        return f"{self.prefix}:orders:expiry"
+
     # <<< expected-order registry
 
     def namespace(self, name: str) -> str:

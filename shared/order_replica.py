@@ -27,10 +27,15 @@ from shared.db import Pool
 from shared.errors import InputError
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
-from shared.orders import confirm, order_from_json, persist_confirmations
+from shared.orders import confirm, order_from_json, persist_confirmations, prune_expired
 from shared.policy.model import ExpectedOrder
 
 logger = logging.getLogger(__name__)
+
+# Expired orders stay a day (their decisions say "order_expired"), then leave Redis and the
+# replicas; Postgres keeps them. Every gateway prunes; the script makes that harmless.
+RETAIN_EXPIRED_S = 24 * 3600.0
+PRUNE_INTERVAL_S = 60.0
 
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _POLL_ERRORS = (*_REDIS_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -53,6 +58,7 @@ class OrderReplica:
         self._metrics = metrics
         self._orders: dict[tuple[str, str], ExpectedOrder] = {}
         self._seq = 0
+        self._next_prune = 0.0
         self._tasks: list[asyncio.Task[None]] = []
 
     def lookup(self, provider: str, order_ref: str) -> ExpectedOrder | None:
@@ -119,6 +125,10 @@ class OrderReplica:
                 known = self._orders.get((order.provider, order.order_ref))
                 confirmed = known is not None and known.confirmed
                 self._orders[(order.provider, order.order_ref)] = dataclasses.replace(order, confirmed=confirmed)
+        elif op == "drop":
+            for dropped in message.get("fields") or ():
+                provider, _, order_ref = str(dropped).partition("\n")
+                self._orders.pop((provider, order_ref), None)
         elif op == "confirm":
             provider, _, order_ref = field.partition("\n")
             order = self._orders.get((provider, order_ref))
@@ -143,6 +153,9 @@ class OrderReplica:
                     await self.reload("poll")
                 if self._pool is not None:
                     await persist_confirmations(self._pool, self._redis, self._keys)
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                    await prune_expired(self._redis, self._keys, older_than_s=RETAIN_EXPIRED_S)
             except _POLL_ERRORS as e:
                 logger.warning("orders poll failed (retried next round): %s", e)
                 self._observe_reload("failed")

@@ -35,12 +35,28 @@ _ORDER_KEYS = frozenset(
     {"provider", "order_ref", "chain", "asset", "destination", "amount", "expires_at", "expires_in", "extras"}
 )
 
-# KEYS: orders hash, change counter; ARGV: field, order JSON, channel, now
+# KEYS: orders hash, change counter, expiry zset; ARGV: field, order JSON, channel, now, expires_at|""
 _PUT_LUA = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
 local seq = redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[3], cjson.encode({op='put', seq=seq, at=ARGV[4], field=ARGV[1], order=ARGV[2]}))
 return seq
+"""
+
+# KEYS: orders hash, confirmed hash, expiry zset, change counter; ARGV: cutoff, channel, now, limit
+# Drops orders that expired before `cutoff` (a decision about them is a rejection either way).
+_PRUNE_LUA = """
+local fields = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+if #fields == 0 then return 0 end
+for _, field in ipairs(fields) do
+    redis.call('HDEL', KEYS[1], field)
+    redis.call('HDEL', KEYS[2], field)
+    redis.call('ZREM', KEYS[3], field)
+end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', ARGV[2], cjson.encode({op='drop', seq=seq, at=ARGV[3], field='', fields=fields}))
+return #fields
 """
 
 # KEYS: orders hash, confirmed hash, change counter, unpersisted set; ARGV: field, now, channel
@@ -128,7 +144,7 @@ def _amount(value: object) -> Decimal:
 
 
 def _expiry(data: dict[Any, Any], now: float) -> float | None:
-    if "expires_at" in data and "expires_in" in data:
+    if data.get("expires_at") is not None and data.get("expires_in") is not None:
         raise InvalidInput("expires_in", "give expires_at or expires_in, not both")
     for key, base in (("expires_at", 0.0), ("expires_in", now)):
         value = data.get(key)
@@ -214,12 +230,13 @@ async def register(pool: Pool, redis: Redis, keys: RedisKeys, order: ExpectedOrd
     # a confirmation it knows of is restored too: Redis may have lost both.
     put = redis.register_script(_PUT_LUA)
     await put(
-        keys=[keys.orders, keys.orders_seq],
+        keys=[keys.orders, keys.orders_seq, keys.orders_expiry],
         args=[
             field_name(order.provider, order.order_ref),
             json.dumps(order_to_data(stored.order)),
             keys.orders_channel,
             repr(time.time()),
+            "" if stored.order.expires_at is None else repr(stored.order.expires_at),
         ],
     )
     if stored.order.confirmed:
@@ -250,6 +267,18 @@ async def confirm(redis: Redis, keys: RedisKeys, provider: str, order_ref: str) 
         args=[field_name(provider, order_ref), repr(time.time()), keys.orders_channel],
     )
     return int(result) == 1
+
+
+async def prune_expired(redis: Redis, keys: RedisKeys, *, older_than_s: float, limit: int = 1000) -> int:
+    """Drop from Redis (not from Postgres) up to `limit` orders expired more than `older_than_s`
+    ago, so replicas stay bounded; returns how many were dropped."""
+    script = redis.register_script(_PRUNE_LUA)
+    now = time.time()
+    dropped = await script(
+        keys=[keys.orders, keys.orders_confirmed, keys.orders_expiry, keys.orders_seq],
+        args=[repr(now - older_than_s), keys.orders_channel, repr(now), limit],
+    )
+    return int(dropped)
 
 
 async def persist_confirmations(pool: Pool, redis: Redis, keys: RedisKeys) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
@@ -15,7 +16,15 @@ from shared.errors import InvalidInput
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.order_replica import OrderReplica
-from shared.orders import OrderConflict, field_name, list_orders, parse_order, persist_confirmations, register
+from shared.orders import (
+    OrderConflict,
+    field_name,
+    list_orders,
+    parse_order,
+    persist_confirmations,
+    prune_expired,
+    register,
+)
 from shared.policy.document import parse_document
 from shared.policy.model import Action, DecisionRequest, Operation, Transfer
 from shared.policy.snapshot import compile_snapshot, decide
@@ -170,3 +179,20 @@ async def test_the_replica_answers_the_policy(
     assert decide(snapshot, request, orders=replica).action is Action.APPROVE
     await replica.confirm("uuwallet", "cb-1")
     assert decide(snapshot, request, orders=replica).reasons[0].code == "order_already_confirmed"
+
+
+async def test_long_expired_orders_are_pruned_from_redis_and_replicas(
+    db: Pool, redis: Redis, keys: RedisKeys, replicas: ReplicaFactory
+) -> None:
+    replica = await replicas()
+    long_ago = time.time() - 3 * 86400
+    await register(db, redis, keys, parse_order(order_data(order_ref="old", expires_in=None, expires_at=long_ago)))
+    await register(db, redis, keys, parse_order(order_data(order_ref="fresh")))
+    await until(
+        lambda: replica.lookup("uuwallet", "old") is not None and replica.lookup("uuwallet", "fresh") is not None
+    )
+    assert await prune_expired(redis, keys, older_than_s=86400) == 1
+    await until(lambda: replica.lookup("uuwallet", "old") is None)
+    assert replica.lookup("uuwallet", "fresh") is not None
+    assert await prune_expired(redis, keys, older_than_s=86400) == 0
+    assert len(await list_orders(db)) == 2  # Postgres keeps the record
