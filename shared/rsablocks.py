@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import os
 import secrets
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from shared.errors import InvalidInput
 
@@ -261,3 +263,29 @@ def _private_op(key: RsaPrivate, c: int) -> int:
 
 def _to_bytes(value: int, size: int) -> bytes:
     return value.to_bytes(size, "big")
+
+
+# -- OpenSSL path for opening type-1 blocks (added by the ChainUp provider) ------------------
+# `public_decrypt` in Python ints costs about 1.7 ms a block for RSA-2048 on the dev machine;
+# OpenSSL's signature recovery with no digest algorithm does the same raw c^e mod n and the same
+# strict type-1 unpadding (00 01, at least eight FF, 00) about six times faster.
+
+
+@functools.lru_cache(maxsize=32)
+def _openssl_public(key: RsaPublic) -> rsa.RSAPublicKey:
+    return rsa.RSAPublicNumbers(key.e, key.n).public_key()
+
+
+def public_decrypt_openssl(key: RsaPublic, ciphertext: bytes, *, field: str = "data") -> bytes:
+    """`public_decrypt` through OpenSSL: same result, same `InvalidInput` on anything else."""
+    size = key.size
+    if not ciphertext or len(ciphertext) % size:
+        raise InvalidInput(field, f"ciphertext length {len(ciphertext)} is not a positive multiple of {size}")
+    public, scheme = _openssl_public(key), padding.PKCS1v15()
+    try:
+        return b"".join(
+            public.recover_data_from_signature(ciphertext[i : i + size], scheme, None)
+            for i in range(0, len(ciphertext), size)
+        )
+    except (InvalidSignature, ValueError):
+        raise InvalidInput(field, "block does not unpad as PKCS#1 v1.5 type 1 (wrong key or corrupted)") from None

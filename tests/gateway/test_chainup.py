@@ -426,6 +426,21 @@ async def test_a_registered_order_is_confirmed_with_its_check_sum_once(
     ]
 
 
+async def test_concurrent_notifications_and_confirmations_make_one_event_each(
+    chainup: Start, db: asyncpg.Pool[asyncpg.Record], redis: Redis, run_worker: RunWorker
+) -> None:
+    h = await chainup()
+    await registered(h, db, redis, order())
+    notify = [h.waas(NOTIFY, samples.WAAS_DEPOSIT) for _ in range(20)]
+    confirm = [h.waas(CONFIRM, samples.WAAS_CONFIRM) for _ in range(20)]
+    answers = await asyncio.gather(*notify, *confirm)
+    assert set(answers[:20]) == {(200, "SUCCESS")}
+    assert {opened(text)["check_sum"] for _, text in answers[20:]} == {"k3j4h5g6"}  # type: ignore[index]
+    assert h.outcome("chainup_waas", "accepted") == 1 and h.outcome("chainup_waas", "duplicate") == 19
+    await run_worker(h.settings)
+    assert sorted(r["kind"] for r in await rows(db)) == ["deposit", "withdraw.confirm"]
+
+
 async def test_an_order_registered_after_the_first_ask_is_confirmed_on_the_retry(
     chainup: Start, db: asyncpg.Pool[asyncpg.Record], redis: Redis
 ) -> None:
