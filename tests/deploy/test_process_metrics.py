@@ -15,9 +15,10 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
-from gateway.process_metrics import SIDE_PORT
+from gateway.keys import METRICS, SETTINGS
+from gateway.process_metrics import SIDE_PORT, side_port
 from shared.config import Settings
+from shared.metrics import Metrics
 from tests.deploy.manifests import ROOT
 
 
@@ -54,21 +55,32 @@ async def _get(url: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def test_each_app_claims_its_own_side_port(settings: Settings) -> None:
+def _app(settings: Settings) -> web.Application:
+    # Only what the side port needs: create_app's other resources are covered end to end below.
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(side_port)
+    return app
+
+
+async def test_each_process_claims_its_own_side_port(settings: Settings) -> None:
     base = _free_run(3)
     runners = []
     try:
         for _ in range(2):
-            runner = web.AppRunner(create_app(dataclasses.replace(settings, host="127.0.0.1", port=base)))
+            runner = web.AppRunner(_app(dataclasses.replace(settings, host="127.0.0.1", port=base)))
             await runner.setup()
             runners.append(runner)
         assert [r.app[SIDE_PORT] for r in runners] == [base + 1, base + 2]
-        status, body = await _get(f"http://127.0.0.1:{base + 1}/metrics")
-        assert status == 200 and "callgate_callbacks_total" in body
+        runners[1].app[METRICS].redis_up.set(1)
+        for runner in runners:
+            status, body = await _get(f"http://127.0.0.1:{runner.app[SIDE_PORT]}/metrics")
+            assert status == 200 and f"callgate_redis_up {float(runner is runners[1])}" in body
     finally:
         for runner in runners:
             await runner.cleanup()
-    lone = web.AppRunner(create_app(settings))  # port 0 (ephemeral): no side port
+    lone = web.AppRunner(_app(settings))  # port 0 (ephemeral): no side port
     await lone.setup()
     assert lone.app[SIDE_PORT] == 0
     await lone.cleanup()
