@@ -6,10 +6,12 @@ holding the public key can open, and both want answers encrypted to a public key
 *type-2* blocks. Long messages are cut into chunks of at most `k - 11` bytes, each padded to its
 own `k`-byte block, and the blocks are concatenated before Base64.
 
-`cryptography` cannot do a raw (hash-less) type-1 operation, so the RSA arithmetic here is Python
-ints: a public operation is a few hundred microseconds at 1024/2048 bits. Private operations use
-CRT with blinding and a re-encryption check. Unpadding is strict: a block that does not unpad is
-an `InvalidInput`, never garbage plaintext.
+Public operations go through OpenSSL: opening a type-1 block is signature recovery with no digest
+algorithm (the same raw c^e mod n and strict 00 01 FF..FF 00 check), about six times faster than
+Python ints. `cryptography` cannot *make* a hash-less type-1 block, so the private operations (the
+WaaS side, for tests and demos, and ChainUp's answers) are Python ints, CRT with blinding and a
+re-encryption check. Unpadding is strict: a block that does not unpad is an `InvalidInput`, never
+garbage plaintext.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import base64
 import binascii
 import functools
 import math
-import os
 import secrets
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ _OVERHEAD = 3 + _MIN_PS  # 00 BT PS 00
 _B64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 _B64_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 _B64_IGNORED = b" \t\r\n"  # MIME encoders wrap lines; a stray newline must not fail a callback
+_PKCS1 = padding.PKCS1v15()
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -169,24 +171,28 @@ def b64encode(data: bytes, *, urlsafe: bool = False, padded: bool = True) -> str
 
 def public_decrypt(key: RsaPublic, ciphertext: bytes, *, field: str = "data") -> bytes:
     """Open type-1 blocks made with the private key ("private-key encryption"); strict unpadding."""
-    return b"".join(
-        _unpad(_to_bytes(pow(c, key.e, key.n), key.size), 1, field) for c in _blocks(key, ciphertext, field)
-    )
+    public, blocks = _openssl_public(key), _blocks(key, ciphertext, field)
+    try:
+        return b"".join(public.recover_data_from_signature(block, _PKCS1, None) for block in blocks)
+    except (InvalidSignature, ValueError):
+        raise InvalidInput(field, "block does not unpad as PKCS#1 v1.5 type 1 (wrong key or corrupted)") from None
+
+
+# Kept for callers written while both paths existed; there is one path now.
+public_decrypt_openssl = public_decrypt
 
 
 def public_encrypt(key: RsaPublic, plaintext: bytes, *, chunk_size: int | None = None) -> bytes:
     """Encrypt to the public key with type-2 blocks (random non-zero padding), `chunk_size` bytes per block."""
-    return b"".join(
-        _to_bytes(pow(int.from_bytes(_pad(chunk, key.size, 2), "big"), key.e, key.n), key.size)
-        for chunk in _chunks(key, plaintext, chunk_size)
-    )
+    public = _openssl_public(key)
+    return b"".join(public.encrypt(chunk, _PKCS1) for chunk in _chunks(key, plaintext, chunk_size))
 
 
 def private_encrypt(key: RsaPrivate, plaintext: bytes, *, chunk_size: int | None = None) -> bytes:
     """Make type-1 blocks with the private key, as a WaaS does for its callbacks and answers."""
     size = key.public.size
     return b"".join(
-        _to_bytes(_private_op(key, int.from_bytes(_pad(chunk, size, 1), "big")), size)
+        _to_bytes(_private_op(key, int.from_bytes(_pad_type1(chunk, size), "big")), size)
         for chunk in _chunks(key.public, plaintext, chunk_size)
     )
 
@@ -199,16 +205,22 @@ def private_decrypt(key: RsaPrivate, ciphertext: bytes, *, field: str = "data") 
     """
     size = key.public.size
     return b"".join(
-        _unpad(_to_bytes(_private_op(key, c), size), 2, field) for c in _blocks(key.public, ciphertext, field)
+        _unpad_type2(_to_bytes(_private_op(key, int.from_bytes(block, "big")), size), field)
+        for block in _blocks(key.public, ciphertext, field)
     )
 
 
-def _blocks(key: RsaPublic, ciphertext: bytes, field: str) -> list[int]:
+@functools.lru_cache(maxsize=32)
+def _openssl_public(key: RsaPublic) -> rsa.RSAPublicKey:
+    return rsa.RSAPublicNumbers(key.e, key.n).public_key()
+
+
+def _blocks(key: RsaPublic, ciphertext: bytes, field: str) -> list[bytes]:
     size = key.size
     if not ciphertext or len(ciphertext) % size:
         raise InvalidInput(field, f"ciphertext length {len(ciphertext)} is not a positive multiple of {size}")
-    blocks = [int.from_bytes(ciphertext[i : i + size], "big") for i in range(0, len(ciphertext), size)]
-    if any(c >= key.n for c in blocks):
+    blocks = [ciphertext[i : i + size] for i in range(0, len(ciphertext), size)]
+    if any(int.from_bytes(block, "big") >= key.n for block in blocks):
         raise InvalidInput(field, "ciphertext block is not below the modulus (wrong key?)")
     return blocks
 
@@ -221,27 +233,16 @@ def _chunks(key: RsaPublic, plaintext: bytes, chunk_size: int | None) -> list[by
     return [plaintext[i : i + size] for i in range(0, len(plaintext), size)] or [b""]
 
 
-def _pad(chunk: bytes, size: int, block_type: int) -> bytes:
-    ps_len = size - 3 - len(chunk)
-    ps = b"\xff" * ps_len if block_type == 1 else _nonzero_random(ps_len)
-    return b"\x00" + bytes([block_type]) + ps + b"\x00" + chunk
+def _pad_type1(chunk: bytes, size: int) -> bytes:
+    return b"\x00\x01" + b"\xff" * (size - 3 - len(chunk)) + b"\x00" + chunk
 
 
-def _unpad(em: bytes, block_type: int, field: str) -> bytes:
+def _unpad_type2(em: bytes, field: str) -> bytes:
+    # 00 02, at least eight non-zero random bytes, 00: the first zero after them ends the padding.
     sep = em.find(b"\x00", 2)
-    valid = em[0] == 0 and em[1] == block_type and sep >= 2 + _MIN_PS
-    if valid and block_type == 1:
-        valid = em[2:sep] == b"\xff" * (sep - 2)
-    if not valid:
-        raise InvalidInput(field, f"block does not unpad as PKCS#1 v1.5 type {block_type} (wrong key or corrupted)")
+    if not (em[0] == 0 and em[1] == 2 and sep >= 2 + _MIN_PS):
+        raise InvalidInput(field, "block does not unpad as PKCS#1 v1.5 type 2 (wrong key or corrupted)")
     return em[sep + 1 :]
-
-
-def _nonzero_random(length: int) -> bytes:
-    out = bytearray()
-    while len(out) < length:
-        out += os.urandom(length - len(out) + 8).replace(b"\x00", b"")
-    return bytes(out[:length])
 
 
 def _private_op(key: RsaPrivate, c: int) -> int:
@@ -263,29 +264,3 @@ def _private_op(key: RsaPrivate, c: int) -> int:
 
 def _to_bytes(value: int, size: int) -> bytes:
     return value.to_bytes(size, "big")
-
-
-# -- OpenSSL path for opening type-1 blocks (added by the ChainUp provider) ------------------
-# `public_decrypt` in Python ints costs about 1.7 ms a block for RSA-2048 on the dev machine;
-# OpenSSL's signature recovery with no digest algorithm does the same raw c^e mod n and the same
-# strict type-1 unpadding (00 01, at least eight FF, 00) about six times faster.
-
-
-@functools.lru_cache(maxsize=32)
-def _openssl_public(key: RsaPublic) -> rsa.RSAPublicKey:
-    return rsa.RSAPublicNumbers(key.e, key.n).public_key()
-
-
-def public_decrypt_openssl(key: RsaPublic, ciphertext: bytes, *, field: str = "data") -> bytes:
-    """`public_decrypt` through OpenSSL: same result, same `InvalidInput` on anything else."""
-    size = key.size
-    if not ciphertext or len(ciphertext) % size:
-        raise InvalidInput(field, f"ciphertext length {len(ciphertext)} is not a positive multiple of {size}")
-    public, scheme = _openssl_public(key), padding.PKCS1v15()
-    try:
-        return b"".join(
-            public.recover_data_from_signature(ciphertext[i : i + size], scheme, None)
-            for i in range(0, len(ciphertext), size)
-        )
-    except (InvalidSignature, ValueError):
-        raise InvalidInput(field, "block does not unpad as PKCS#1 v1.5 type 1 (wrong key or corrupted)") from None

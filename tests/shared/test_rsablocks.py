@@ -245,3 +245,33 @@ def test_load_keys_reject_other_algorithms() -> None:
         load_public_key(pub_pem)
     with pytest.raises(ValueError, match="Ed25519"):
         load_private_key(priv_pem)
+
+
+def _reference_type1(em: bytes) -> bytes | None:
+    """PKCS#1 v1.5 type-1 unpadding as RFC 8017 §8.2.2 / §9.2 describe it, written out plainly."""
+    if em[:2] != b"\x00\x01":
+        return None
+    sep = em.find(b"\x00", 2)
+    if sep < 10 or em[2:sep] != b"\xff" * (sep - 2):
+        return None
+    return em[sep + 1 :]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.sampled_from([b"\x00\x01", b"\x00\x02", b"\x00\x00", b"\x01\x01"]),
+    ps=st.integers(min_value=0, max_value=20),
+    filler=st.sampled_from([b"\xff", b"\xfe", b"\x00"]),
+    tail=st.binary(min_size=100, max_size=100),
+)
+def test_type1_unpadding_agrees_with_the_rfc(head: bytes, ps: int, filler: bytes, tail: bytes) -> None:
+    # Built to land near the edges: short/long padding runs, wrong fillers, a separator or not.
+    key = _key(1024)
+    em = (head + b"\xff" * ps + filler + tail)[:128].ljust(128, b"\x00")
+    block = _raw_private(key, em)
+    expected = _reference_type1(em)
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            public_decrypt(key.public, block)
+    else:
+        assert public_decrypt(key.public, block) == expected
