@@ -154,7 +154,7 @@ def parse_form(form: Mapping[str, object]) -> EncryptedForm:
 def decrypt(data: str, public_key: rsablocks.RsaPublic) -> object:
     """Base64-decode (either alphabet, padding optional), open the type-1 blocks with ChainUp's
     public key and decode the JSON inside, numbers kept exact. Raises only `InvalidInput`."""
-    plaintext = rsablocks.public_decrypt_openssl(public_key, rsablocks.b64decode(data), field="data")
+    plaintext = rsablocks.public_decrypt(public_key, rsablocks.b64decode(data), field="data")
     return fields.decode_json(plaintext, field="data")
 
 
