@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import platform
 import statistics
 import time
@@ -29,6 +30,7 @@ RESULTS = Path(__file__).parent / "results" / "policy_bench.json"
 PROVIDERS = ("cobo_tss", "chainup_cosigner", "uuwallet", "chainup_waas")
 CHAINS = ("ETH", "BSC", "TRON", "BTC", "SOL")
 ASSETS = ("USDT", "USDC", "ETH")
+TSS_OPERATIONS = ("keygen", "keysign", "reshare", "keysharesign")
 TREASURY = "0x1111111111111111111111111111111111111111"
 
 
@@ -41,7 +43,11 @@ def _rule(**fields: object) -> dict[str, object]:
 
 
 def build_document(addresses: int) -> dict[str, object]:
-    """100 rules of every kind, with a deny list and an allow list of `addresses` entries each."""
+    """100 rules of every kind, with a deny list and an allow list of `addresses` entries each.
+
+    Rules are spread over providers, operations, chains and assets as a real policy's would be,
+    with a few global ones (sanctions, an allowlist, a freeze, speed-ups): a request meets 5 to 8.
+    """
     limits: list[dict[str, object]] = [
         _rule(id=f"limit-{p}-{c}-{a}", kind="amount_limit", match={"provider": p, "chain": c, "asset": a},
               max_amount=str(1000 + i))
@@ -54,9 +60,11 @@ def build_document(addresses: int) -> dict[str, object]:
                "allow": [address(i)]} for i in range(8)]  # fmt: skip
     rules += [{"id": f"contracts-{i}", "kind": "contracts", "match": {"operation": "web3", "chain": CHAINS[i % 5]},
                "allow": [address(i)], "unlimited_approval": [address(i)]} for i in range(10)]  # fmt: skip
-    rules += [{"id": f"tss-{i}", "kind": "tss", "match": {"provider": "cobo_tss", "operation": ["keygen", "keysign"]},
+    rules += [{"id": f"tss-{i}", "kind": "tss", "match": {"provider": "cobo_tss", "operation": TSS_OPERATIONS[i % 4]},
                "node_ids": [f"node-{j}" for j in range(5)], "min_threshold": 2} for i in range(8)]  # fmt: skip
-    rules += [{"id": f"wallets-{i}", "kind": "wallets", "frozen": [f"vault-{i}"]} for i in range(9)]
+    rules += [{"id": f"wallets-{i}", "kind": "wallets", "match": {"provider": PROVIDERS[i % 4]},
+               "frozen": [f"vault-{i}"]} for i in range(8)]  # fmt: skip
+    rules.append({"id": "wallets-all", "kind": "wallets", "frozen": ["vault-all"]})
     rules += [
         {"id": "speed", "kind": "speed_up", "max_rounds": 1},
         {"id": "orders", "kind": "expected_order", "match": {"provider": "chainup_waas"}},
@@ -103,10 +111,13 @@ def measure_compile(text: str) -> tuple[float, float, PolicySnapshot]:
     return compiled, retained / 2**20, snapshot
 
 
-def measure_decide(snapshot: PolicySnapshot, evaluations: int) -> dict[str, float]:
+def measure_decide(
+    snapshot: PolicySnapshot, evaluations: int, clock: Callable[[], int], label: str
+) -> dict[str, float]:
+    """Percentiles of one evaluation by `clock`: wall time (what a request waits, preemption by
+    other processes included) or this thread's CPU time (the evaluation's own cost)."""
     samples: list[int] = []
     batch = requests()
-    clock = time.perf_counter_ns
     for _ in range(1000):  # warm-up
         for request in batch:
             decide(snapshot, request, now=0.0)
@@ -117,11 +128,10 @@ def measure_decide(snapshot: PolicySnapshot, evaluations: int) -> dict[str, floa
         samples.append(clock() - started)
     samples.sort()
     return {
-        "evaluations": evaluations,
-        "p50_us": samples[len(samples) // 2] / 1000,
-        "p99_us": samples[int(len(samples) * 0.99)] / 1000,
-        "max_us": samples[-1] / 1000,
-        "mean_us": statistics.fmean(samples) / 1000,
+        f"{label}p50_us": samples[len(samples) // 2] / 1000,
+        f"{label}p99_us": samples[int(len(samples) * 0.99)] / 1000,
+        f"{label}max_us": samples[-1] / 1000,
+        f"{label}mean_us": statistics.fmean(samples) / 1000,
     }
 
 
@@ -166,13 +176,16 @@ def main() -> None:
         "publish_load_s": round(yaml_load_s, 3),
         "compile_s": round(compile_s, 3),
         "snapshot_mib": round(retained_mib, 1),
-        **{k: round(v, 2) for k, v in measure_decide(snapshot, args.evaluations).items()},
+        "evaluations": args.evaluations,
+        **{k: round(v, 2) for k, v in measure_decide(snapshot, args.evaluations, time.perf_counter_ns, "").items()},
+        **{k: round(v, 2) for k, v in measure_decide(snapshot, args.evaluations, time.thread_time_ns, "cpu_").items()},
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     figures["loop_max_lag_ms_during_compile"] = round(
         1000 * asyncio.run(_loop_lag_during(lambda: compile_stored(stored(text)))),
         1,
     )  # fmt: skip
-    figures["goals_met"] = figures["p99_us"] < 50 and figures["compile_s"] < 2
+    figures["goals_met"] = figures["p99_us"] < 50 and figures["compile_s"] < 2  # wall clock, the strict reading
     for key, value in figures.items():
         print(f"{key:>20}: {value}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

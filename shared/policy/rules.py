@@ -178,7 +178,10 @@ class WalletRule:
 
 def attribute(request: DecisionRequest, name: str) -> str | None:
     """The provider attribute `name` of `request`, or None."""
-    return next((value for key, value in request.attributes if key == name), None)
+    for key, value in request.attributes:
+        if key == name:
+            return value
+    return None
 
 
 def _small_int(raw: str) -> int | None:

@@ -177,7 +177,9 @@ def _check_request(
 ) -> bool:
     """Run the request rules; True when one of them vouches for the transfers as well."""
     vouched = False
-    for rule in snapshot.rules_for_request(request.provider, request.operation.value):
+    # `_value_`, not `.value`: Enum's `value` is a Python-level descriptor, measurably slow here.
+    operation: str = request.operation._value_
+    for rule in snapshot.rules_for_request(request.provider, operation):
         result = rule.check(request, orders, now)
         if result is True:
             vouchers[rule.id] = None
@@ -200,7 +202,8 @@ def _check_transfer(
     destination = normalize_address(transfer.destination) if transfer.destination else None
     chain, asset = normalize_symbol(transfer.chain), normalize_symbol(transfer.asset)
     covered = judged_by_contracts = False
-    for rule in snapshot.rules_for_transfer(request.provider, request.operation.value, chain, asset):
+    operation: str = request.operation._value_
+    for rule in snapshot.rules_for_transfer(request.provider, operation, chain, asset):
         judged_by_contracts = judged_by_contracts or isinstance(rule, ContractRule)
         result = rule.check(transfer, destination)
         if result is True:
