@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from gateway.handlers.common import count, envelope, hand_off, read_body
 from gateway.ingest import Outcome
-from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, SETTINGS
+from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, SETTINGS, OrderBook
 from shared.config import UuWalletSettings
 from shared.errors import InvalidInput, Unauthorized
 from shared.jobs import key_hash
@@ -179,8 +179,18 @@ async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, 
     if earlier is not None:  # a concurrent retry decided first: answer what it answered
         return _from_memo(request, config, cb, earlier)
     if decision.action is Action.APPROVE and orders is not None:
-        await orders.confirm(PROVIDER, cb.call_back_id)
+        await _mark_confirmed(orders, cb.call_back_id)
     return _from_memo(request, config, cb, memo, first=True)
+
+
+async def _mark_confirmed(orders: OrderBook, call_back_id: str) -> None:
+    # The memo already binds this callBackId to its answer (retries get it whatever happens
+    # here); marking the order consumed keeps it from vouching for anything else.
+    try:
+        if not await orders.confirm(PROVIDER, call_back_id):
+            logger.warning("uuwallet order %s was already marked confirmed", call_back_id)
+    except (RedisError, OSError) as e:
+        logger.warning("uuwallet order %s approved but not marked confirmed: %s", call_back_id, type(e).__name__)
 
 
 def _from_memo(
