@@ -1,4 +1,4 @@
-"""`callgate policy publish|check|activate|show` and `callgate orders add|list`.
+"""`callgate policy publish|check|test|activate|show` and `callgate orders add|list`.
 
 `policy publish FILE` validates the document (schema, then its own examples), stores it as the next
 version and announces it; gateways pick it up within their poll interval even if the announcement
@@ -23,6 +23,9 @@ from shared.db import Pool, create_pool
 from shared.errors import InvalidInput, PolicyError
 from shared.keys import RedisKeys
 from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register
+from shared.policy.document import parse_document
+from shared.policy.replay import replay_recorded
+from shared.policy.snapshot import compile_snapshot
 from shared.policy.store import Published, activate, list_versions, load_active, publish, validate
 from shared.redis import create_redis
 
@@ -42,6 +45,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     activate_cmd = verbs.add_parser("activate", help="make a stored version active again (promote a shadow, roll back)")
     activate_cmd.add_argument("version", type=int)
     activate_cmd.add_argument("--by", default=None, help="who activates (default: the current user)")
+    test = verbs.add_parser("test", help="decide recorded requests under a candidate document; show what changes")
+    test.add_argument("file", type=Path)
+    test.add_argument("--limit", type=int, default=1000, help="how many of the latest recorded decisions")
     show = verbs.add_parser("show", help="print the active version (its text as published)")
     show.add_argument("--versions", action="store_true", help="list the latest versions instead")
     orders = sub.add_parser("orders", help="the expected-withdrawal registry")
@@ -60,7 +66,7 @@ def policy_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run a `policy` sub-verb; 1 when the document is refused."""
     if args.policy_command == "check":
         return _check(args.file)
-    action = {"publish": _publish, "activate": _activate}.get(args.policy_command, _show)
+    action = {"publish": _publish, "activate": _activate, "test": _test}.get(args.policy_command, _show)
     return asyncio.run(_with_services(settings, action, args))
 
 
@@ -124,6 +130,22 @@ async def _activate(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Re
         print(f"callgate policy: refused: {e}")
         return 1
     return _report(result)
+
+
+async def _test(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    try:
+        data, sha256 = validate(_read(args.file))
+    except PolicyError as e:
+        print(f"callgate policy: refused: {e}")
+        return 1
+    candidate = compile_snapshot(parse_document(data), version=0, published_at=0.0, sha256=sha256)
+    report = await replay_recorded(pool, candidate, limit=args.limit)
+    print(f"{report.replayed} recorded decisions replayed, {len(report.changes)} would change"
+          + (f", {report.unreadable} unreadable" if report.unreadable else ""))  # fmt: skip
+    for change in report.changes[:50]:
+        print(f"  {change.provider} {change.request_id}: {change.recorded} -> {change.candidate}"
+              f" ({', '.join(change.reasons)})")  # fmt: skip
+    return 0
 
 
 async def _show(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:

@@ -30,6 +30,8 @@ def test_policy_check_publish_and_show(env: None, tmp_path: Path, capsys: pytest
     assert "rules[0].max_amount: not a decimal" in capsys.readouterr().out
     assert main(["policy", "show"]) == 1
     capsys.readouterr()
+    assert main(["policy", "test", str(EXAMPLE)]) == 0
+    assert "0 recorded decisions replayed, 0 would change" in capsys.readouterr().out
     assert main(["policy", "publish", str(EXAMPLE), "--by", "ops"]) == 0
     assert "published version 1" in capsys.readouterr().out
     assert main(["policy", "publish", str(EXAMPLE)]) == 0
