@@ -22,7 +22,7 @@ from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, S
 from shared.config import UuWalletSettings
 from shared.errors import InvalidInput, Unauthorized
 from shared.jobs import key_hash
-from shared.policy.model import Action, Decision
+from shared.policy.model import Action, Decision, DecisionRequest, OrderView
 from shared.policy.snapshot import PolicySnapshot, decide
 from shared.providers import uuwallet as uu
 from shared.providers import uuwallet_decisions as ud
@@ -114,7 +114,17 @@ async def callback(request: web.Request) -> web.Response:
 
 def _deposit_decision(request: web.Request, deposit: uu.Deposit, key: str) -> Decision:
     # REJECT = hold: stored flagged, not forwarded as credited. No snapshot fails closed (held).
-    return decide(_snapshot(request), ud.deposit_request(deposit, key))
+    return _decide(request, "deposited", ud.deposit_request(deposit, key), None)
+
+
+def _decide(request: web.Request, kind: str, question: DecisionRequest, orders: OrderView | None) -> Decision:
+    started = time.perf_counter()
+    decision = decide(_snapshot(request), question, orders=orders)
+    metrics = request.app[METRICS]
+    metrics.decision_seconds.labels(PROVIDER).observe(time.perf_counter() - started)
+    reason = decision.reasons[0].code if decision.reasons else ""
+    metrics.decisions.labels(PROVIDER, kind, decision.action.value, reason).inc()
+    return decision
 
 
 def _decision_json(decision: Decision) -> dict[str, object]:
@@ -157,7 +167,7 @@ async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, 
         # Not memoised: the merchant may register the order late, and the WaaS will ask again.
         _confirmed(request, problem or "unknown_order")
         return _reply(config, uu.ErrCode.REJECTED, message=problem or "unknown_order", data=uu.echo(cb.header))
-    decision = decide(_snapshot(request), ud.decision_request(cb, order), orders=orders)
+    decision = _decide(request, "request_withdraw", ud.decision_request(cb, order), orders)
     if decision.policy_version is None:
         # No snapshot is a state of this process, not an answer about the order: not memoised.
         _confirmed(request, "no_policy")

@@ -252,6 +252,11 @@ async def test_risky_deposits_are_stored_flagged_and_held(
     assert rows[0]["decision"]["action"] == "APPROVE" and rows[0]["policy_version"] == 3
     assert [r["code"] for r in rows[1]["decision"]["reasons"]] == ["risk_level_over_threshold"]
     assert sample_value(client.app[METRICS], "callgate_uuwallet_deposits_held_total") == 1
+    labels = {"provider": "uuwallet", "request_type": "deposited", "action": "REJECT"}
+    assert (
+        sample_value(client.app[METRICS], "callgate_decisions_total", {**labels, "reason": "risk_level_over_threshold"})
+        == 2
+    )
 
 
 async def test_without_a_policy_deposits_are_held(
