@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway import openapi
 from gateway.handlers import admin_orders, chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
 from shared.config import Settings
 
@@ -28,6 +29,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", ops.healthz, "healthz", summary="Liveness"),
     Route("GET", "/readyz", ops.readyz, "readyz", summary="Readiness (Redis reachable)"),
     Route("GET", "/metrics", ops.metrics, "metrics", summary="Prometheus metrics of this process"),
+    Route("GET", "/openapi.json", openapi.openapi_json, "openapi", summary="OpenAPI document of the enabled routes"),
     Route(
         "POST",
         "/wyre/v3/wallet-callbacks/{path_token}",

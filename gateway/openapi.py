@@ -1,0 +1,328 @@
+"""The OpenAPI 3.1 document of the routes this gateway serves, at `GET /openapi.json`.
+
+Generated from the route table (the enabled routes and their configured paths), so it lists
+exactly what the router serves; each route's request and answers come from `SPECS` by route
+name. Providers answer in their own protocols (text tokens, `SUCCESS`/`FAILURE`, encrypted
+envelopes), so those answers are described as the provider expects them, not as our error shape.
+A route with no entry in `SPECS` yet is documented from its table entry with generic answers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.keys import SETTINGS
+from shared.config import Settings
+
+if TYPE_CHECKING:
+    from gateway.routes import Route
+
+Schema = dict[str, Any]
+
+ERROR: Schema = {"$ref": "#/components/schemas/Error"}
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _json(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str, *values: str) -> Schema:
+    schema: Schema = {"type": "string", "enum": list(values)} if values else {"type": "string"}
+    return {"description": description, "content": {"text/plain": {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(description, ERROR)
+
+
+def _obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+_STR: Schema = {"type": "string"}
+_UNAVAILABLE = _error("Nothing durable could take the callback now (Redis and the spool): resend it.")
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A route's request body, answers and security, by status code."""
+
+    responses: dict[str, Schema]
+    request: Schema | None = None
+    security: tuple[str, ...] = ()
+    tags: tuple[str, ...] = field(default=())
+
+
+_FORM_JWT = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": _obj(("TSS_JWT_MSG",), TSS_JWT_MSG={"type": "string", "description": "RS256 JWT (node key)"})
+        }
+    },
+}
+_COSIGNER_REQUEST = {
+    "required": True,
+    "content": {"application/json": {"schema": _obj(("type", "request_id"), type=_STR, request_id=_STR)}},
+}
+_CHAINUP_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": _obj(("app_id", "data"), app_id=_STR, data={"type": "string", "description": "RSA ciphertext"})
+        }
+    },
+}
+_UU_BODY = {
+    "required": True,
+    "content": {"text/plain": {"schema": {"type": "string", "description": "Base64 RSA ciphertext (WaaS key)"}}},
+}
+_UU_ANSWER = _obj(
+    ("errCode", "message", "data"),
+    errCode={"type": "integer", "description": "0 OK; other codes refuse"},
+    message=_STR,
+    data={"type": "string", "description": "encrypted with the WaaS public key, or empty"},
+)
+_UCW_ENVELOPE = _obj(
+    ("success",),
+    success={"type": "boolean"},
+    result=_obj(tss_request_id=_STR, status={"type": "integer"}, waas_status_snapshot={"type": "object"}),
+    suggestion=_STR,
+    message=_STR,
+    meta={"type": "object"},
+)
+_ORDER = _obj(
+    ("provider", "order_ref", "chain", "asset", "destination", "amount"),
+    provider=_STR,
+    order_ref=_STR,
+    chain=_STR,
+    asset=_STR,
+    destination=_STR,
+    amount={"type": "string", "description": "a positive decimal, as a string"},
+    expires_at={"type": "number", "description": "Unix seconds"},
+    expires_in={"type": "number", "description": "seconds from now"},
+    extras={"type": "object", "additionalProperties": {"type": "string"}},
+)
+_ADMIN_ERRORS = {
+    "401": _error("Missing or wrong bearer token."),
+    "404": _error("The admin API is disabled (CALLGATE_ADMIN_TOKEN unset)."),
+    "503": _error("The registry cannot be reached now; retry."),
+}
+
+SPECS: dict[str, Spec] = {
+    "healthz": Spec({"200": _json("The process answers.", _obj(("status",), status=_STR))}, tags=("operations",)),
+    "readyz": Spec(
+        {
+            "200": _json("Redis answers.", _obj(("status",), status=_STR, redis={"type": "boolean"})),
+            "503": _json("Redis does not answer (acks go to the spool).", _obj(("status",), status=_STR)),
+        },
+        tags=("operations",),
+    ),
+    "metrics": Spec(
+        {"200": _text("Prometheus text exposition of this process's metrics.")},
+        tags=("operations",),
+    ),
+    "openapi": Spec({"200": _json("This document.", {"type": "object"})}, tags=("operations",)),
+    "wyre_wallet_callback": Spec(
+        {
+            "200": _json("Recorded (or a duplicate of a recorded one).", _obj(("status", "id"), status=_STR, id=_STR)),
+            "400": _error("Not a valid Wyre transaction."),
+            "401": _error("Bad X-Api-Signature."),
+            "404": _error("Wrong path token."),
+            "413": _error("Body over the cap."),
+            "503": _UNAVAILABLE,
+        },
+        request={"required": True, "content": {"application/json": {"schema": _obj(("id", "status"), id=_STR)}}},
+    ),
+    "cobo_tss_check": Spec(
+        {"200": _text("RS256 JWT by our key; package_data = {request_id, status, action, error}.")},
+        request=_FORM_JWT,
+    ),
+    "cobo_tss_event": Spec(
+        {
+            "200": _json("Recorded.", _STR),
+            "400": _json("Invalid event token or body.", _STR),
+            "404": _error("Events are off (no event public key configured)."),
+            "503": _json("Not recorded now; resend.", _STR),
+        },
+        request=_FORM_JWT,
+    ),
+    "cobo_tss_ping": Spec({"200": _json("Callback server health.", _obj(server=_STR, timestamp=_STR))}),
+    "cobo_ucw_tss_callback": Spec(
+        {
+            "200": _json("Recorded; result carries the reconciled WaaS state when known.", _UCW_ENVELOPE),
+            "401": _json("Invalid or missing X-API-Key.", _UCW_ENVELOPE),
+            "404": _json("Unknown wallet.", _UCW_ENVELOPE),
+            "413": _json("Body over the cap.", _UCW_ENVELOPE),
+            "422": _json("Invalid report.", _UCW_ENVELOPE),
+            "503": _json("Not recorded now; retry.", _UCW_ENVELOPE),
+        },
+        request={"required": True, "content": {"application/json": {"schema": _obj(("tss_request_id", "status"))}}},
+        security=("ucwApiKey",),
+    ),
+    "cobo_waas_webhook": Spec(
+        {
+            "200": _json("Recorded, duplicate or ignored.", _obj(("status",), status=_STR)),
+            "400": _error("Not a valid webhook event."),
+            "401": _error("Bad or stale Ed25519 signature."),
+            "413": _error("Body over the cap."),
+            "503": _error("Not recorded now; Cobo retries."),
+        },
+        request={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    ),
+    "chainup_cosigner_withdraw": Spec(
+        {
+            "200": _text("SUCCESS approves/acknowledges; FAILURE rejects.", "SUCCESS", "FAILURE"),
+            "400": _text("Invalid callback.", "FAILURE"),
+            "403": _text("Token or source address refused.", "FAILURE"),
+            "503": _text("Not recorded now; the co-signer retries.", "FAILURE"),
+        },
+        request=_COSIGNER_REQUEST,
+    ),
+    "chainup_cosigner_web3": Spec(
+        {
+            "200": _text("SUCCESS approves/acknowledges; FAILURE rejects.", "SUCCESS", "FAILURE"),
+            "400": _text("Invalid callback.", "FAILURE"),
+            "403": _text("Token or source address refused.", "FAILURE"),
+            "503": _text("Not recorded now; the co-signer retries.", "FAILURE"),
+        },
+        request=_COSIGNER_REQUEST,
+    ),
+    "chainup_waas_notify": Spec(
+        {
+            "200": _text("Recorded.", "SUCCESS", "FAILURE"),
+            "400": _text("Undecryptable or invalid data.", "FAILURE"),
+            "403": _text("Unknown app_id.", "FAILURE"),
+            "503": _text("Not recorded now; ChainUp retries.", "FAILURE"),
+        },
+        request=_CHAINUP_FORM,
+    ),
+    "chainup_waas_withdraw_confirm": Spec(
+        {
+            "200": {
+                "description": "Encrypted confirmation answer (with check_sum), or FAILURE to refuse.",
+                "content": {"application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": _STR}},
+            },
+            "400": _text("Undecryptable or invalid data.", "FAILURE"),
+            "403": _text("Unknown app_id.", "FAILURE"),
+        },
+        request=_CHAINUP_FORM,
+    ),
+    "uuwallet_callback": Spec(
+        {
+            "200": _json("errCode 0 once recorded.", _UU_ANSWER),
+            "400": _json("Undecryptable or invalid callback.", _UU_ANSWER),
+            "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
+            "413": _json("Body over the cap.", _UU_ANSWER),
+            "503": _json("Not recorded now; the WaaS retries.", _UU_ANSWER),
+        },
+        request=_UU_BODY,
+        security=("uuwalletApiKey",),
+    ),
+    "uuwallet_withdraw_info": Spec(
+        {
+            "200": _json("Approved (errCode 0) or rejected, from the registered order and the policy.", _UU_ANSWER),
+            "400": _json("Undecryptable or invalid request.", _UU_ANSWER),
+            "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
+            "413": _json("Body over the cap.", _UU_ANSWER),
+            "503": _json("Cannot answer now (fails closed).", _UU_ANSWER),
+        },
+        request=_UU_BODY,
+        security=("uuwalletApiKey",),
+    ),
+    "admin_orders_add": Spec(
+        {
+            "200": _json("Already registered with the same content.", _ORDER),
+            "201": _json("Registered.", _ORDER),
+            "400": _error("Invalid order (the field is named)."),
+            "409": _error("The order_ref is registered with different content."),
+            **_ADMIN_ERRORS,
+        },
+        request={"required": True, "content": {"application/json": {"schema": _ORDER}}},
+        security=("adminToken",),
+        tags=("admin",),
+    ),
+    "admin_orders_list": Spec(
+        {
+            "200": _json("Newest first.", _obj(("orders",), orders={"type": "array", "items": _ORDER})),
+            "400": _error("Bad limit."),
+            **_ADMIN_ERRORS,
+        },
+        security=("adminToken",),
+        tags=("admin",),
+    ),
+}
+
+_SECURITY_SCHEMES = {
+    "adminToken": {"type": "http", "scheme": "bearer", "description": "CALLGATE_ADMIN_TOKEN"},
+    "ucwApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "uuwalletApiKey": {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+}
+
+
+def _generic(route: Route) -> Spec:
+    responses = {"200": {"description": "Handled."}, "4XX": {"description": "Refused (provider protocol)."}}
+    if route.method == "POST":
+        responses["503"] = {"description": "Not recorded now; resend."}
+    request: Schema | None = {"content": {"*/*": {"schema": {}}}} if route.method == "POST" else None
+    return Spec(responses, request=request)
+
+
+def _operation(route: Route, spec: Spec) -> Schema:
+    operation: Schema = {
+        "operationId": route.name,
+        "summary": route.summary or route.name,
+        "tags": list(spec.tags or ((route.provider,) if route.provider else ("operations",))),
+        "responses": spec.responses,
+    }
+    params = _PARAM.findall(route.path)
+    if params:
+        operation["parameters"] = [{"name": p, "in": "path", "required": True, "schema": _STR} for p in params]
+    if spec.request is not None:
+        operation["requestBody"] = spec.request
+    if spec.security:
+        operation["security"] = [{name: []} for name in spec.security]
+    return operation
+
+
+def document(settings: Settings) -> Schema:
+    """The document for the routes `settings` enables, at their configured paths."""
+    # Imported here: gateway.routes imports this module for the /openapi.json handler.
+    from gateway.routes import enabled_routes, route_path
+
+    paths: dict[str, Schema] = {}
+    for route in enabled_routes(settings):
+        path = _PARAM.sub(r"{\1}", route_path(route, settings))
+        spec = SPECS.get(route.name) or _generic(route)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route, spec)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "callgate",
+            "version": _version(),
+            "description": "Inbound callback gateway for crypto custody and WaaS providers.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": _obj(("error", "detail"), error=_STR, detail=_STR)},
+            "securitySchemes": _SECURITY_SCHEMES,
+        },
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("callgate")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(document(request.app[SETTINGS]))
