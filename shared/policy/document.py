@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import yaml
 
@@ -137,16 +136,17 @@ def parse_document(data: object) -> PolicyDocument:
     lists = _parse_lists(top.get("lists"))
     rules = tuple(_parse_rule(item, f"rules[{i}]", lists) for i, item in enumerate(_items(top["rules"], "rules")))
     _check_unique_ids(rules)
+    examples = _items(top.get("examples"), "examples")
     return PolicyDocument(
         name=optional(top, "name", "", as_str, ""),
         description=optional(top, "description", "", as_str, ""),
         defaults=_parse_defaults(top.get("defaults")),
         rules=rules,
-        examples=tuple(_parse_example(item, f"examples[{i}]") for i, item in enumerate(_items(top.get("examples")))),
+        examples=tuple(_parse_example(item, f"examples[{i}]") for i, item in enumerate(examples)),
     )
 
 
-def _items(value: object, path: str = "examples") -> list[object]:
+def _items(value: object, path: str) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -365,7 +365,7 @@ def _parse_example(item: object, path: str) -> Example:
         required=frozenset({"request", "expect"}),
     )  # fmt: skip
     request = parse_decision_request(mapping["request"], f"{path}.request", default_id=path)
-    order_data: Any = mapping.get("order")
+    order_data = mapping.get("order")
     now = optional(mapping, "now", None, as_decimal, path)
     return Example(
         name=optional(mapping, "name", path, as_str, path) or path,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.errors import PolicyError
-from shared.policy.document import load_document, parse_document
+from shared.policy.document import canonical_json, load_document, parse_document
 from shared.policy.model import Action, DecisionRequest, Operation, Transfer
 from shared.policy.snapshot import check_examples, compile_snapshot, decide
 
@@ -55,6 +55,7 @@ def _try_parse(data: object) -> None:
         document = parse_document(data)
     except PolicyError:
         return
+    assert canonical_json(data)  # whatever validated can be stored
     snapshot = compile_snapshot(document, version=1, published_at=0.0, sha256="")
     with contextlib.suppress(PolicyError):
         check_examples(document, snapshot)
