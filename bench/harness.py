@@ -25,6 +25,22 @@ from callgate.embedded import free_port, port_answers
 RESULTS = Path(__file__).parent / "results"
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children still running (gateway --processes N)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
 @dataclass(frozen=True)
 class LoadResult:
     name: str
@@ -35,6 +51,8 @@ class LoadResult:
     requests: int
     non_2xx: int
     errors: int
+    # Server CPU per request: robust when the machine is shared, unlike requests/s.
+    server_cpu_us_per_request: float | None = None
 
 
 def require_wrk() -> str:
@@ -73,13 +91,21 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    name: str, url: str, lua: str, *, seconds: int = 10, connections: int = 64, rate: int | None = None
+    name: str,
+    url: str,
+    lua: str,
+    *,
+    seconds: int = 10,
+    connections: int = 64,
+    server_pid: int | None = None,
 ) -> LoadResult:
     """Drive `url` with wrk for `seconds`; `lua` builds each request (see wrk's scripting docs)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     cmd = [require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
     os.unlink(script.name)
     latency = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s))$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -94,6 +120,7 @@ def run_wrk(
         requests=requests,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        server_cpu_us_per_request=round(cpu / requests * 1e6, 1) if cpu is not None and requests else None,
     )
 
 
@@ -105,7 +132,8 @@ def report(bench: str, results: list[LoadResult], extra: dict[str, object]) -> N
     for r in results:
         print(
             f"{r.name:<28} {r.requests_per_s:>9.0f} req/s   p50 {r.p50_ms:6.2f} ms   p90 {r.p90_ms:6.2f} ms   "
-            f"p99 {r.p99_ms:6.2f} ms   non-2xx {r.non_2xx}  errors {r.errors}"
+            f"p99 {r.p99_ms:6.2f} ms   cpu/req {r.server_cpu_us_per_request or 0:6.1f} µs   "
+            f"non-2xx {r.non_2xx}  errors {r.errors}"
         )
     for key, value in extra.items():
         print(f"{key}: {value}")

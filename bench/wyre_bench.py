@@ -8,6 +8,7 @@ id, so every one is accepted and enqueued (no duplicate short-cuts).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -61,7 +62,12 @@ def main() -> None:
         run_wrk("warmup", url.format(hello_port), LUA, seconds=2, connections=args.connections)
         run_wrk("warmup", url.format(gateway_port), LUA, seconds=2, connections=args.connections)
         bare = run_wrk(
-            "bare aiohttp hello", url.format(hello_port), LUA, seconds=args.seconds, connections=args.connections
+            "bare aiohttp hello",
+            url.format(hello_port),
+            LUA,
+            seconds=args.seconds,
+            connections=args.connections,
+            server_pid=hello.pid,
         )
         wyre = run_wrk(
             f"wyre route ({args.processes} proc)",
@@ -69,13 +75,19 @@ def main() -> None:
             LUA,
             seconds=args.seconds,
             connections=args.connections,
+            server_pid=gateway.pid,
         )
     finally:
         stop(gateway)
         stop(hello)
         redis.stop()
     ratio = wyre.requests_per_s / bare.requests_per_s
-    report("wyre", [bare, wyre], {"ratio_wyre_to_bare": round(ratio, 3), "goal": ">= 0.50"})
+    extra: dict[str, object] = {"ratio_wyre_to_bare": round(ratio, 3), "goal": ">= 0.50"}
+    if bare.server_cpu_us_per_request and wyre.server_cpu_us_per_request:
+        # On a shared machine the CPU ratio is the steadier estimate of the throughput ratio.
+        extra["cpu_ratio_bare_to_wyre"] = round(bare.server_cpu_us_per_request / wyre.server_cpu_us_per_request, 3)
+    extra["load_average"] = os.getloadavg()
+    report("wyre", [bare, wyre], extra)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ generic 500 that leaks nothing, always logged with the route and the request id.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -19,6 +21,20 @@ from gateway.keys import METRICS
 logger = logging.getLogger(__name__)
 
 REQUEST_ID = web.RequestKey("request_id", str)
+
+# Request ids: a random per-process prefix and a counter, unique across processes and hosts and
+# far cheaper than uuid4 on the hot path.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+
+
+def json_body(data: object, *, status: int = 200) -> web.Response:
+    """A JSON response serialised with orjson (several times faster than aiohttp's json.dumps)."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def _route_name(request: web.Request) -> str:
@@ -31,7 +47,7 @@ def _route_name(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Correlation id, latency histogram per route, and the last-resort error answer."""
     header = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = header[:64] if header.isascii() and header.isprintable() and header else uuid.uuid4().hex
+    request[REQUEST_ID] = header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -48,7 +64,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _json(status: int, code: str, detail: str) -> web.Response:
-    return web.json_response({"error": code, "detail": detail}, status=status)
+    return json_body({"error": code, "detail": detail}, status=status)
 
 
 def error_response(status: int, code: str, detail: str) -> web.Response:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.handlers.common import count, envelope, hand_off, read_body
 from gateway.keys import SETTINGS
-from gateway.middleware import error_response
+from gateway.middleware import error_response, json_body
 from shared.errors import InvalidInput, Unauthorized
 from shared.providers import wyre
 
@@ -39,4 +39,4 @@ async def wallet_callback(request: web.Request) -> web.Response:
     outcome = await hand_off(request, event)
     if outcome is None:
         return error_response(503, "unavailable", "cannot record the callback now; please resend")
-    return web.json_response({"status": outcome.value, "id": tx.id})
+    return json_body({"status": outcome.value, "id": tx.id})
