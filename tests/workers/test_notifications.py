@@ -8,7 +8,6 @@ import email.utils
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -26,7 +25,7 @@ from shared.notify import outbox, subscribers
 from shared.notify.schedule import DeliveryPolicy
 from tests.conftest import WYRE_TOKEN, RunWorker, sample_value
 from tests.receiver import Received, Receiver, refused_url
-from tests.workers.notify_support import FakeClock, notify_env, running_worker, store, until, wyre_event
+from tests.workers.notify_support import FakeClock, notify_env, store, until, wyre_event
 from workers.deliver import POLICY, deliver, job_id
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
@@ -196,36 +195,33 @@ async def test_redirects_and_refused_connections_are_failures(db: Db, settings: 
 
 
 async def test_the_breaker_isolates_a_dead_subscriber_while_another_gets_everything(
-    gateway: Gateway, settings: Settings, db: Db, receiver: Receiver
+    gateway: Gateway, settings: Settings, db: Db, receiver: Receiver, run_worker: RunWorker
 ) -> None:
-    receiver.behave("dead", delay_s=5.0)  # hangs far past the attempt timeout
+    receiver.behave("dead", delay_s=30.0)  # hangs far past the attempt timeout
     await _add(db, "dead", receiver.endpoint("dead"))
     await _add(db, "alive", receiver.endpoint("alive"))
     client = await gateway(settings)
     for i in range(40):
         assert (await client.post(URL, data=wyre_transaction("CONFIRMED", f"TR_BREAKER{i:04d}"))).status == 200
-    policy = DeliveryPolicy(timeout_s=0.5, breaker_threshold=3, breaker_cooldown_s=600, max_inflight=3)
+    # 10 worker slots: without the cap and the breaker, hung attempts to "dead" would hold them all.
+    policy = DeliveryPolicy(
+        schedule_s=(0.2,), timeout_s=6.0, breaker_threshold=3, breaker_cooldown_s=600, max_inflight=3
+    )
+    metrics = await run_worker(settings, ctx={POLICY: policy}, max_jobs=10)
 
-    async def settled() -> bool:
-        rows = await _notifications(db)
-        return len(rows) == 80 and all(r["status"] == "delivered" or r["attempts"] >= 1 for r in rows)
-
-    started = time.monotonic()
-    async with running_worker(settings, ctx={POLICY: policy}) as metrics:
-        await until(lambda: _true(len(receiver.at("alive")) == 40), timeout_s=10)
-        alive_s = time.monotonic() - started
-        await until(settled, timeout_s=10)
-
-    # Without the breaker and the cap, 40 hung attempts would hold 40 of 50 slots for 0.5 s each.
-    assert alive_s < 3.0
+    dead, alive = receiver.at("dead"), receiver.at("alive")
+    assert len(alive) == 40
+    # Everything for "alive" arrived while the first attempts to "dead" were still hanging.
+    assert max(r.at for r in alive) < min(r.at for r in dead) + policy.timeout_s
     # At most the failures that open it, plus attempts already in flight when it opened.
-    assert len(receiver.at("dead")) <= policy.breaker_threshold + policy.max_inflight - 1
+    assert len(dead) <= policy.breaker_threshold + policy.max_inflight - 1
     rows = await _notifications(db)
     assert [r["status"] for r in rows if r["name"] == "alive"] == ["delivered"] * 40
-    assert {(r["status"], r["attempts"]) for r in rows if r["name"] == "dead"} == {("pending", 1)}
+    assert [r["status"] for r in rows if r["name"] == "dead"] == ["dead"] * 40
     blocked = await db.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'breaker_open'")
-    assert blocked >= 40 - (policy.breaker_threshold + policy.max_inflight - 1)
+    assert blocked >= 80 - len(dead)
     assert sample_value(metrics, "callgate_notification_breaker_transitions_total", {"change": "opened"}) == 1
+    assert sample_value(metrics, "callgate_dead_letters_total", {"job": "deliver_notification"}) == 40
 
 
 async def _true(value: bool) -> bool:
