@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,19 @@ def _service_env(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_every_callgate_service_runs_a_real_cli_verb() -> None:
-    verbs = {name: cli_verb(s["command"]) for name, s in _callgate_services().items()}
-    assert sorted(verbs.values()) == ["gateway", "gateway", "migrate", "worker", "worker"]
+    verbs = Counter(cli_verb(s["command"]) for s in _callgate_services().values())
+    assert verbs["gateway"] == verbs["worker"] == 2
+    assert verbs["migrate"] == verbs["policy"] == 1
+
+
+def test_the_policy_the_stack_publishes_is_valid() -> None:
+    from shared.policy.store import validate
+
+    service = _callgate_services()["policy"]
+    mounted = service["command"][-1]
+    sources = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == mounted]
+    assert sources == ["./deploy/policy.example.yaml"]
+    validate((ROOT / sources[0]).read_text())
 
 
 def test_every_variable_set_for_callgate_is_read_by_settings() -> None:
