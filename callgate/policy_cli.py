@@ -1,4 +1,4 @@
-"""`callgate policy publish|check|test|activate|show` and `callgate orders add|list`.
+"""`callgate policy publish|check|test|activate|show` and `callgate orders add|list|sync`.
 
 `policy publish FILE` validates the document (schema, then its own examples), stores it as the next
 version and announces it; gateways pick it up within their poll interval even if the announcement
@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.db import Pool, create_pool
 from shared.errors import InvalidInput, PolicyError
 from shared.keys import RedisKeys
-from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register
+from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register, resync
 from shared.policy.document import parse_document
 from shared.policy.replay import replay_recorded
 from shared.policy.snapshot import compile_snapshot
@@ -57,6 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         add.add_argument(f"--{name}", required=True)
     add.add_argument("--expires-in", type=float, default=None, help="seconds until the order expires")
     add.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE", help="provider extra (repeat)")
+    order_verbs.add_parser("sync", help="rebuild the gateways' Redis copy of the registry from Postgres")
     listing = order_verbs.add_parser("list", help="print the latest registered orders")
     listing.add_argument("--provider", default=None)
     listing.add_argument("--limit", type=int, default=50)
@@ -72,7 +73,7 @@ def policy_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def orders_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run an `orders` sub-verb; 2 on a bad argument, 1 on a conflicting registration."""
-    action = _add_order if args.orders_command == "add" else _list_orders
+    action = {"add": _add_order, "sync": _sync_orders}.get(args.orders_command, _list_orders)
     return asyncio.run(_with_services(settings, action, args))
 
 
@@ -180,6 +181,11 @@ async def _add_order(args: argparse.Namespace, pool: Pool, redis: Redis, keys: R
         print(f"callgate orders: {e}")
         return 1
     print(("registered " if created else "already registered ") + json.dumps(order_to_data(stored.order)))
+    return 0
+
+
+async def _sync_orders(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    print(f"{await resync(pool, redis, keys)} orders written to Redis")
     return 0
 
 

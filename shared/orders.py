@@ -59,6 +59,13 @@ redis.call('PUBLISH', ARGV[2], cjson.encode({op='drop', seq=seq, at=ARGV[3], fie
 return #fields
 """
 
+# KEYS: change counter; ARGV: clock in ms. Moves the counter to max(counter + 1, clock).
+_BUMP_LUA = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then return redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[1])
+"""
+
 # KEYS: orders hash, confirmed hash, change counter, unpersisted set; ARGV: field, now, channel
 # Returns -1 for an unknown order, 0 when another confirmation won, 1 when this one did.
 _CONFIRM_LUA = """
@@ -212,6 +219,7 @@ _SELECT = (
 )
 _SELECT_ONE = _SELECT + " WHERE provider = $1 AND order_ref = $2"
 _SELECT_LATEST = _SELECT + " WHERE ($1::text IS NULL OR provider = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
+_SELECT_CURRENT = _SELECT + " WHERE expires_at IS NULL OR expires_at > to_timestamp($1)"
 _CONFIRM_ROW = """
 UPDATE expected_orders SET confirmed_at = to_timestamp($3)
 WHERE provider = $1 AND order_ref = $2 AND confirmed_at IS NULL
@@ -249,6 +257,30 @@ def _same(a: ExpectedOrder, b: ExpectedOrder) -> bool:
     return (a.provider, a.order_ref, a.chain, a.asset, a.destination, a.amount) == (
         b.provider, b.order_ref, b.chain, b.asset, b.destination, b.amount
     ) and dict(a.extras) == dict(b.extras)  # fmt: skip
+
+
+async def resync(pool: Pool, redis: Redis, keys: RedisKeys, *, retain_expired_s: float = 86400.0) -> int:
+    """Rebuild the Redis side from Postgres (after Redis lost its data): every order not expired
+    for longer than `retain_expired_s`, with its confirmation. Replicas notice the bumped counter
+    at their next poll and reload. Returns how many orders were written."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(_SELECT_CURRENT, time.time() - retain_expired_s)
+    for start in range(0, len(rows), 1000):
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in rows[start : start + 1000]:
+                order = _stored(row).order
+                field = field_name(order.provider, order.order_ref)
+                pipe.hset(keys.orders, field, json.dumps(order_to_data(order)))
+                if order.expires_at is not None:
+                    pipe.zadd(keys.orders_expiry, {field: order.expires_at})
+                if row["confirmed_at"] is not None:
+                    pipe.hsetnx(keys.orders_confirmed, field, repr(row["confirmed_at"].timestamp()))
+            await pipe.execute()
+    # Jump the counter to the clock (ms): after a flush it restarted low and could equal a stale
+    # replica's own counter, which would then never reload.
+    bump = redis.register_script(_BUMP_LUA)
+    await bump(keys=[keys.orders_seq], args=[int(time.time() * 1000)])
+    return len(rows)
 
 
 async def list_orders(pool: Pool, *, provider: str | None = None, limit: int = 100) -> list[StoredOrder]:

@@ -24,6 +24,7 @@ from shared.orders import (
     persist_confirmations,
     prune_expired,
     register,
+    resync,
 )
 from shared.policy.document import parse_document
 from shared.policy.model import Action, DecisionRequest, Operation, Transfer
@@ -196,3 +197,20 @@ async def test_long_expired_orders_are_pruned_from_redis_and_replicas(
     assert replica.lookup("uuwallet", "fresh") is not None
     assert await prune_expired(redis, keys, older_than_s=86400) == 0
     assert len(await list_orders(db)) == 2  # Postgres keeps the record
+
+
+async def test_resync_rebuilds_redis_after_it_lost_everything(
+    db: Pool, redis: Redis, keys: RedisKeys, replicas: ReplicaFactory
+) -> None:
+    replica = await replicas(poll_interval_s=0.05)
+    await register(db, redis, keys, parse_order(order_data()))
+    await register(db, redis, keys, parse_order(order_data(order_ref="cb-2")))
+    await replica.confirm("uuwallet", "cb-2")
+    assert await persist_confirmations(db, redis, keys) == 1
+    await redis.flushdb()  # Redis lost its data
+    await until(lambda: replica.lookup("uuwallet", "cb-1") is None)
+    assert await resync(db, redis, keys) == 2
+    await until(lambda: replica.lookup("uuwallet", "cb-1") is not None)
+    restored = replica.lookup("uuwallet", "cb-2")
+    assert restored is not None and restored.confirmed
+    assert not await replica.confirm("uuwallet", "cb-2")  # still consumed, everywhere

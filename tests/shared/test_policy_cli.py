@@ -55,6 +55,8 @@ def test_orders_add_and_list(env: None, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["orders", "add", *order[:-1], "11"]) == 1
     assert main(["orders", "add", *order[:-1], "ten"]) == 2
     assert "amount: not a decimal" in capsys.readouterr().out
+    assert main(["orders", "sync"]) == 0
+    assert "1 orders written to Redis" in capsys.readouterr().out
     assert main(["orders", "list", "--provider", "uuwallet"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 1 and "cb-5" in listed[0] and "open" in listed[0]
