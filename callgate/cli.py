@@ -115,6 +115,18 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return replay_command(args, settings)
 
 
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.console.app import serve
+    from gateway.console.keys import ConsoleOptions
+
+    try:
+        serve(settings, ConsoleOptions(host=args.host, port=args.port, insecure_cookie=args.insecure_cookie))
+    except ConfigError as e:
+        print(f"callgate: configuration error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "gateway": _gateway,
     "worker": _worker,
@@ -126,6 +138,7 @@ COMMANDS: dict[str, Command] = {
     "orders": _orders,
     "subscribers": _subscribers,
     "replay": _replay,
+    "console": _console,
     # <<< feature commands
 }
 
@@ -152,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
     from callgate.notify_cli import add_parsers as _notify_parsers
 
     _notify_parsers(sub)
+    console = sub.add_parser("console", help="the operator console (its own port; log in with CALLGATE_ADMIN_TOKEN)")
+    console.add_argument("--host", default="127.0.0.1")
+    console.add_argument("--port", type=int, default=8081)
+    console.add_argument(
+        "--insecure-cookie", action="store_true", help="session cookie without Secure (plain http on localhost only)"
+    )
     # <<< feature parsers
     return parser
 
@@ -166,9 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dev":
             from callgate.dev import dev
+            from callgate.embedded import EmbeddedError
 
             configure(env.get("CALLGATE_LOG_LEVEL", "INFO").upper(), json=False)
-            dev(Path(args.data), embedded=args.embedded)
+            try:
+                dev(Path(args.data), embedded=args.embedded)
+            except EmbeddedError as e:
+                print(f"callgate: {e}", file=sys.stderr)
+                return 1
             return 0
         settings = Settings.from_env(env)
     except ConfigError as e:

@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages over Postgres, run by `callgate console` on its own port."""

@@ -1,0 +1,56 @@
+"""What the console changes, always through the notification pipeline's own functions.
+
+Replays reset rows with `shared.notify.replay` and enqueue the attempt under the workers' own job
+id (`workers.deliver.job_id`), exactly as `callgate replay` does: a notification keeps its
+`webhook-id`, and an attempt already queued is not queued twice. The console is an admin process,
+not the gateway (it never serves callbacks), which is why it may use that one worker function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from arq.connections import ArqRedis
+
+from shared.db import Pool
+from shared.jobs import DELIVER_NOTIFICATION
+from shared.keys import RedisKeys
+from shared.notify import replay, subscribers
+from shared.notify.breaker import Breaker
+from workers.deliver import job_id
+
+
+async def replay_notifications(
+    pool: Pool, arq: ArqRedis, *, ids: Sequence[str] | None = None, subscriber: str | None = None
+) -> int:
+    """Deliver dead notifications again (by id, or all of a subscriber's); returns how many."""
+    async with pool.acquire() as conn:
+        picked = await replay.notifications(conn, replay.Selection(ids=ids, subscriber=subscriber))
+    # Enqueued after the rows are reset: a job that ran first would find nothing to do.
+    for notification_id, attempt in picked:
+        await arq.enqueue_job(DELIVER_NOTIFICATION, notification_id, attempt, _job_id=job_id(notification_id, attempt))
+    return len(picked)
+
+
+async def replay_job_letters(pool: Pool, arq: ArqRedis, job: str) -> int:
+    """Re-enqueue every open dead letter of one (non-notification) job with its arguments."""
+    async with pool.acquire() as conn:
+        letters = await replay.dead_letters(conn, job=job)
+    for letter in letters:
+        await arq.enqueue_job(letter.job, *letter.args, _job_id=f"replay:{letter.id}")
+    return len(letters)
+
+
+async def set_subscriber(pool: Pool, name: str, *, enabled: bool) -> bool:
+    """Enable or disable a subscriber by name; False when there is none."""
+    async with pool.acquire() as conn:
+        return await subscribers.set_enabled(conn, name, enabled, reason="disabled from the console")
+
+
+async def breaker_states(arq: ArqRedis, prefix: str, ids: Sequence[int]) -> dict[int, str]:
+    """Each subscriber's circuit breaker state (closed, open, half_open), as the workers share it."""
+    # Only `state` is used: the thresholds are the workers' business.
+    breaker = Breaker(arq, RedisKeys(prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1)
+    now = time.time()
+    return {i: await breaker.state(i, now) for i in ids}
