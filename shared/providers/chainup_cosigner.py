@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from shared.errors import InvalidInput
+from shared.evm import Erc20Call, decode_erc20_call
 from shared.policy.addresses import normalize_address, normalize_symbol
 from shared.policy.model import DecisionRequest, Operation, Transfer
 from shared.providers import jsonfields as fields
@@ -29,7 +30,7 @@ SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 
 _MAX_HEX = 256 * 1024  # calldata of a contract interaction
-_HEX = re.compile(r"0x[0-9a-fA-F]*")
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _E = TypeVar("_E", bound=enum.Enum)
 
 
@@ -82,6 +83,7 @@ class Web3Callback:
     unlimited: bool  # `amount` -1: an approval of "everything"
     main_chain_symbol: str
     input_data: str  # lower-case hex with 0x
+    erc20: Erc20Call | None  # the ERC-20 transfer/approve that `input_data` encodes, if it is one
     interactive_contract: str
     txid: str | None
 
@@ -149,7 +151,7 @@ def _web3(data: fields.Fields, type_: CallbackType) -> Web3Callback:
     amount = fields.amount(data.get("amount"), "amount", allow_unlimited=True)
     input_data = fields.opt_text(data, "input_data", limit=_MAX_HEX) or ""
     if input_data and not _HEX.fullmatch(input_data):
-        raise InvalidInput("input_data", "expected 0x-prefixed hex")
+        raise InvalidInput("input_data", "expected 0x-prefixed hex bytes")
     return Web3Callback(
         type=type_,
         trans_id=_ident(data, "trans_id"),
@@ -161,6 +163,7 @@ def _web3(data: fields.Fields, type_: CallbackType) -> Web3Callback:
         unlimited=amount == -1,
         main_chain_symbol=normalize_symbol(fields.text(data, "main_chain_symbol")),
         input_data=input_data.lower(),
+        erc20=_erc20(input_data),
         interactive_contract=fields.opt_text(data, "interactive_contract") or "",
         txid=fields.opt_text(data, "txid"),
     )
@@ -172,6 +175,15 @@ def _web3(data: fields.Fields, type_: CallbackType) -> Web3Callback:
 def _ident(data: fields.Fields, name: str) -> str:
     # Typed Integer in the docs; SDKs treat ids as flexible, so a digit string is fine too.
     return str(fields.uint(data, name))
+
+
+def _erc20(input_data: str) -> Erc20Call | None:
+    # A known ERC-20 selector with a malformed body is refused: the token may still accept it,
+    # and we could not say what it would do.
+    try:
+        return decode_erc20_call(bytes.fromhex(input_data[2:])) if input_data else None
+    except InvalidInput as e:
+        raise InvalidInput("input_data", e.reason) from None
 
 
 def _pending_round(data: fields.Fields) -> bool:
@@ -227,7 +239,7 @@ def decision_request(callback: SignCallback) -> DecisionRequest:
         operation, transfers = Operation.WITHDRAW, _withdraw_transfers(callback)
         extra: tuple[tuple[str, str], ...] = (("transfer_id", callback.transfer_id),)
     else:
-        operation, transfers = Operation.WEB3, (_web3_transfer(callback),)
+        operation, transfers = Operation.WEB3, _web3_transfers(callback)
         extra = (("trans_id", callback.trans_id), ("method", callback.input_data[:10]))
     return DecisionRequest(
         provider=PROVIDER,
@@ -248,16 +260,24 @@ def _withdraw_transfers(callback: WithdrawCallback) -> tuple[Transfer, ...]:
     return (Transfer(symbol, symbol, callback.amount, normalize_address(callback.to_address)),)
 
 
-def _web3_transfer(callback: Web3Callback) -> Transfer:
-    contract = callback.interactive_contract or callback.to_address
-    return Transfer(
-        chain=callback.main_chain_symbol,
-        asset=callback.main_chain_symbol,
-        amount=None if callback.unlimited else callback.amount,
-        destination=normalize_address(callback.to_address),
-        contract=normalize_address(contract),
-        unlimited_approval=callback.unlimited,
-    )
+def _web3_transfers(callback: Web3Callback) -> tuple[Transfer, ...]:
+    """What the transaction moves. The callback's `to`/`amount` describe the call itself; when its
+    calldata is an ERC-20 transfer or approve, the tokens go to (or may be taken by) the address
+    *inside* the calldata, so that is a transfer of its own: destination lists and the
+    unlimited-approval rule must see it, whatever the descriptive `amount` says."""
+    chain = callback.main_chain_symbol
+    contract = normalize_address(callback.interactive_contract or callback.to_address)
+    call, transfers = callback.erc20, []
+    if call is not None:
+        unlimited = call.unlimited or (callback.unlimited and call.method == "approve")
+        # The token's decimals are not in the callback: only a zero amount is known exactly.
+        amount = Decimal(0) if call.amount == 0 and not unlimited else None
+        transfers.append(Transfer(chain, contract, amount, call.counterparty, contract, unlimited))
+    if call is None or callback.amount > 0 or (callback.unlimited and call.method != "approve"):
+        amount = None if callback.unlimited else callback.amount
+        destination = normalize_address(callback.to_address)
+        transfers.append(Transfer(chain, chain, amount, destination, contract, callback.unlimited))
+    return tuple(transfers)
 
 
 def memo_key(kind: Kind, callback: SignCallback) -> str:

@@ -107,13 +107,16 @@ def opt_amount(data: Fields, name: str) -> Decimal | None:
 
 def plain(value: object) -> object:
     """A parsed value as JSON-safe primitives for job payloads: dataclasses become objects,
-    decimals plain-notation strings (exact, never floats), enums their values, tuples lists."""
+    decimals and integers beyond 64 bits plain-notation strings (exact, never floats), enums
+    their values, tuples lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)  # token amounts in base units (uint256): JSON encoders stop at 64 bits
     if isinstance(value, tuple | list):
         return [plain(item) for item in value]
     return value

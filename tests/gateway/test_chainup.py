@@ -29,6 +29,7 @@ from gateway.app import create_app
 from gateway.keys import METRICS, ORDERS, POLICY
 from shared import rsablocks
 from shared.config import ChainupCosignerSettings, ChainupWaasSettings, Settings
+from shared.evm import erc20_calldata
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.orders import register
@@ -201,6 +202,19 @@ async def test_unlimited_approval_only_for_the_listed_contract(chainup: Start) -
         samples.COSIGNER_WEB3, request_id="r-3", to=OTHER_ROUTER, interactive_contract=OTHER_ROUTER
     )
     assert await h.cosigner(WEB3, plain) == (200, "SUCCESS")
+
+
+async def test_erc20_calldata_is_judged_not_the_descriptive_fields(chainup: Start) -> None:
+    h = await chainup()
+    dead = "0x000000000000000000000000000000000000dead"
+    # "0 to the allowed router", but the calldata pays a denied address / approves everything.
+    for i, (method, amount) in enumerate((("transfer", 10**6), ("approve", 2**256 - 1))):
+        data = "0x" + erc20_calldata(method, dead, amount).hex()
+        body = samples.cosigner_body(samples.COSIGNER_WEB3, request_id=f"calldata-{i}", input_data=data)
+        assert await h.cosigner(WEB3, body) == (200, "FAILURE")
+    fine = "0x" + erc20_calldata("approve", samples.USDT_ROUTER, 10**6).hex()
+    body = samples.cosigner_body(samples.COSIGNER_WEB3, request_id="calldata-ok", input_data=fine)
+    assert await h.cosigner(WEB3, body) == (200, "SUCCESS")
 
 
 async def test_a_speed_up_round_gets_its_own_decision(chainup: Start) -> None:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import InvalidInput
+from shared.evm import erc20_calldata
 from shared.policy.model import Operation
 from shared.providers.chainup_cosigner import (
     FAILURE,
@@ -145,6 +146,42 @@ def test_web3_seed_example() -> None:
     assert decision_request(cb).operation is Operation.WEB3
 
 
+SPENDER = "0x000000000000000000000000000000000000dead"
+
+
+def _call(method: str, counterparty: str, amount: int) -> str:
+    return "0x" + erc20_calldata(method, counterparty, amount).hex()
+
+
+def test_erc20_calldata_is_a_transfer_of_its_own() -> None:
+    # The callback says "0 to the token contract"; the calldata sends 5e6 units to SPENDER.
+    request = decision_request(_web3(input_data=_call("transfer", SPENDER, 5_000_000)))
+    (token,) = request.transfers
+    assert (token.asset, token.destination, token.contract, token.amount, token.unlimited_approval) == (
+        "0xe012f3957226894b1a2a44b3ef5070417a069dc2",
+        SPENDER,
+        "0xe012f3957226894b1a2a44b3ef5070417a069dc2",
+        None,  # token decimals are unknown here
+        False,
+    )
+
+
+def test_an_unlimited_approve_in_calldata_counts_whatever_amount_says() -> None:
+    for amount in (0, -1):
+        request = decision_request(_web3(amount=amount, input_data=_call("approve", SPENDER, 2**256 - 1)))
+        assert [(t.destination, t.unlimited_approval) for t in request.transfers] == [(SPENDER, True)]
+    limited = decision_request(_web3(input_data=_call("approve", SPENDER, 0))).transfers
+    assert [(t.amount, t.unlimited_approval) for t in limited] == [(Decimal(0), False)]
+    native_too = decision_request(_web3(amount="1.5", input_data=_call("transfer", SPENDER, 1))).transfers
+    assert [t.asset for t in native_too] == ["0xe012f3957226894b1a2a44b3ef5070417a069dc2", "HECO"]
+
+
+def test_malformed_erc20_calldata_is_refused() -> None:
+    for bad in ("0x095ea7b3", "0xa9059cbb" + "00" * 63, "0xa9059cbb" + "ff" * 64):
+        with pytest.raises(InvalidInput, match="input_data"):
+            _web3(input_data=bad)
+
+
 @pytest.mark.parametrize("amount", [-1, "-1", "-1.0"])
 def test_minus_one_is_an_unlimited_approval(amount: object) -> None:
     cb = _web3(amount=amount)
@@ -162,6 +199,7 @@ def test_minus_one_is_an_unlimited_approval(amount: object) -> None:
         ("amount", None),
         ("pending_round", "false"),
         ("input_data", "ca718c65zz"),
+        ("input_data", "0xca718c6"),
         ("trans_id", -1),
         ("trans_id", "4²"),
         ("request_id", ""),
@@ -209,7 +247,7 @@ def test_fingerprint_follows_content_not_txid() -> None:
     assert fingerprint(_withdraw(amount="100.50")) == base  # same number, other spelling
     assert fingerprint(_withdraw(amount="100.6")) != base
     assert fingerprint(_withdraw(to="0x0000000000000000000000000000000000000001")) != base
-    assert fingerprint(_web3()) != fingerprint(_web3(input_data="0x095ea7b3"))
+    assert fingerprint(_web3()) != fingerprint(_web3(input_data="0x12345678"))
 
 
 def test_verify_public_hash_only_on_the_withdraw_url() -> None:
