@@ -20,6 +20,7 @@ STORE_EVENT = "store_event"
 # >>> job names (one line per job)
 RECONCILE_TSS_REQUEST = "reconcile_tss_request"  # cobo_ucw: read WaaS, store the truth
 DELIVER_NOTIFICATION = "deliver_notification"  # notifications: one attempt to send one notification
+ASSESS_RISK = "assess_risk"  # risk: velocity, deny lists, KYT, repeated rejects; may freeze a wallet
 # <<< job names
 
 JsonObject = dict[str, Any]

@@ -206,4 +206,14 @@ class Metrics:
         self.dead_letters = Counter(
             "callgate_dead_letters_total", "Jobs given up and written to dead_letters, by job.", ["job"], registry=r
         )
+        # risk checks (workers/risk.py)
+        self.risk_findings = Counter(
+            "callgate_risk_findings_total",
+            "Risk findings on stored events, by check and severity (alert, freeze).",
+            ["check", "severity"],
+            registry=r,
+        )
+        self.risk_freezes = Counter(
+            "callgate_risk_freezes_total", "Wallets frozen by a risk check, by check.", ["check"], registry=r
+        )
         # <<< provider metrics

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from shared.jobs import EventEnvelope
-from workers import deliver, tss_followups
+from workers import deliver, risk, tss_followups
 
 if TYPE_CHECKING:
     from workers.deps import WorkerDeps
@@ -20,6 +20,6 @@ FOLLOW_UPS: Mapping[str, tuple[FollowUp, ...]] = {
     # >>> follow-ups (provider: (functions,))
     "cobo_ucw": (tss_followups.follow_report,),
     "cobo_waas": (tss_followups.follow_webhook,),
-    "*": (deliver.follow_event,),  # every provider: notify subscribers (run by store_event)
+    "*": (deliver.follow_event, risk.follow_event),  # every provider: notify subscribers, check risk
     # <<< follow-ups
 }

@@ -19,7 +19,7 @@ from arq.worker import Function, func
 
 from shared.config import Settings
 from shared.db import create_pool
-from shared.jobs import DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
+from shared.jobs import ASSESS_RISK, DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.queue import deserialize_job, serialize_job
@@ -28,6 +28,8 @@ from workers.deliver import deliver_notification, notify_resources
 from workers.deps import JobCtx, WorkerDeps
 from workers.reconcile import MAX_TRIES as RECONCILE_MAX_TRIES
 from workers.reconcile import reconcile_tss_request, waas_resources
+from workers.risk import MAX_TRIES as RISK_MAX_TRIES
+from workers.risk import assess_risk
 from workers.store import MAX_TRIES, store_event
 from workers.writer import EventWriter
 
@@ -62,6 +64,7 @@ def job_functions(settings: Settings, metrics: Metrics) -> list[Function]:
         # >>> jobs (name, function, max_tries)
         (RECONCILE_TSS_REQUEST, reconcile_tss_request, RECONCILE_MAX_TRIES),
         (DELIVER_NOTIFICATION, deliver_notification, DELIVER_MAX_TRIES),
+        (ASSESS_RISK, assess_risk, RISK_MAX_TRIES),
         # <<< jobs
     ]
     return [

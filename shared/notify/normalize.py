@@ -66,7 +66,7 @@ def event_type(provider: str, kind: str) -> str:
 
 def notification_body(event: EventEnvelope) -> JsonObject:
     """The notification for a stored event, without `data.event_id` (the database adds it)."""
-    payload = _payload(event)
+    payload = payload_of(event)
     return {
         "type": event_type(event.provider, event.kind),
         "timestamp": dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat(timespec="milliseconds"),
@@ -76,15 +76,16 @@ def notification_body(event: EventEnvelope) -> JsonObject:
             "idempotency_key": event.idempotency_key,
             "request_id": event.request_id,
             "status": _first_text(payload, STATUS_KEYS) or event.status,
-            "ids": _pick(payload, ID_KEYS),
-            "amounts": _pick(payload, AMOUNT_KEYS, amounts=True),
-            "assets": _pick(payload, ASSET_KEYS),
+            "ids": pick(payload, ID_KEYS),
+            "amounts": pick(payload, AMOUNT_KEYS, amounts=True),
+            "assets": pick(payload, ASSET_KEYS),
             "decision": event.decision.get("action") if event.decision else None,
         },
     }
 
 
-def _payload(event: EventEnvelope) -> Mapping[str, Any]:
+def payload_of(event: EventEnvelope) -> Mapping[str, Any]:
+    """The event's JSON payload (the raw body when the envelope carries none); {} if not an object."""
     if event.payload is not None:
         return event.payload
     try:
@@ -98,7 +99,8 @@ def _scopes(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [payload, *(v for k in NESTED_KEYS if isinstance(v := payload.get(k), dict))]
 
 
-def _pick(payload: Mapping[str, Any], names: tuple[str, ...], *, amounts: bool = False) -> dict[str, str]:
+def pick(payload: Mapping[str, Any], names: tuple[str, ...], *, amounts: bool = False) -> dict[str, str]:
+    """The first usable value of each name, top level first, then the usual nested objects."""
     found: dict[str, str] = {}
     for scope in _scopes(payload):
         for name in names:
@@ -108,7 +110,7 @@ def _pick(payload: Mapping[str, Any], names: tuple[str, ...], *, amounts: bool =
 
 
 def _first_text(payload: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
-    return next(iter(_pick(payload, names).values()), None)
+    return next(iter(pick(payload, names).values()), None)
 
 
 def _text(value: object, *, amounts: bool) -> str | None:

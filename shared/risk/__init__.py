@@ -1,0 +1,1 @@
+"""Asynchronous risk checks on stored events: facts, velocity, findings and wallet freezes."""

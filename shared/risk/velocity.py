@@ -1,0 +1,69 @@
+"""Sliding-window counts and sums in Redis, idempotent per event.
+
+Each scope (a wallet, a counterparty, a wallet's asset) is a sorted set of `<event>|<amount>`
+members scored by the event's time. Adding the same event twice changes nothing, so a re-run
+check counts it once; members older than the longest window are trimmed on every add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from redis.asyncio import Redis
+
+# KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then n windows (ms).
+# Returns, per key, per window: {count, sum as a string}.
+_ADD_AND_MEASURE = """
+local at, member, horizon, n = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, at, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (at - horizon))
+  redis.call('PEXPIRE', key, horizon)
+  for w = 1, n do
+    local members = redis.call('ZRANGEBYSCORE', key, at - tonumber(ARGV[4 + w]), '+inf')
+    local total = 0
+    for _, m in ipairs(members) do
+      total = total + (tonumber(string.match(m, '|([^|]*)$')) or 0)
+    end
+    out[#out + 1] = {#members, tostring(total)}
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """Events and their summed amount in one scope over one window (the event included)."""
+
+    scope: str
+    window_s: int
+    count: int
+    total: Decimal
+
+
+class Velocity:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._prefix = prefix
+        self._script = redis.register_script(_ADD_AND_MEASURE)
+
+    async def add(
+        self, scopes: Sequence[str], *, event: str, at: float, amount: Decimal | None, windows_s: Sequence[int]
+    ) -> list[Measure]:
+        """Record the event in every scope and measure each window, in one round trip."""
+        if not scopes or not windows_s:
+            return []
+        keys = [f"{self._prefix}:{scope}" for scope in scopes]
+        args: list[str | int] = [int(at * 1000), f"{event}|{amount or 0}", max(windows_s) * 1000, len(windows_s)]
+        args += [w * 1000 for w in windows_s]
+        flat = await self._script(keys=keys, args=args)
+        measures = []
+        for i, (count, total) in enumerate(flat):
+            scope, window = scopes[i // len(windows_s)], windows_s[i % len(windows_s)]
+            measures.append(
+                Measure(scope, window, int(count), Decimal(total.decode() if isinstance(total, bytes) else total))
+            )
+        return measures
