@@ -70,7 +70,7 @@ async def test_a_denied_counterparty_flags_the_event_and_freezes_the_wallet(
     assert sample_value(metrics, "callgate_risk_freezes_total", {"check": "deny_list"}) == 1
     assert await unfreeze(redis, keys, WYRE_WALLET)
     assert await frozen_wallets(redis, keys) == {}
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def test_velocity_counts_each_event_once_over_a_sliding_window(
