@@ -7,6 +7,7 @@ co-signer then does not sign, and the WaaS retries its notification later.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 import logging
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.handlers.chainup_decisions import answer_once, decide_now, event_for
+from gateway.handlers.chainup_decisions import answer_once, decide_now, event_for, record_replay, same_content
 from gateway.handlers.common import count, hand_off, read_body
 from gateway.keys import ORDERS, SETTINGS
 from shared.config import ChainupCosignerSettings, ChainupWaasSettings
@@ -107,9 +108,21 @@ async def _sign_start(
     request: web.Request, kind: cosigner.Kind, callback: cosigner.SignCallback, body: bytes
 ) -> web.StreamResponse:
     decision = decide_now(request, cosigner.PROVIDER, cosigner.decision_request(callback))
-    memo_key = cosigner.memo_key(kind, callback)
+    memo_key, fingerprint = cosigner.memo_key(kind, callback), cosigner.fingerprint(callback)
     event = event_for(request, cosigner.PROVIDER, f"{kind.value}.sign_start", memo_key, body, callback, decision)
-    approved = await answer_once(request, event, decision, cosigner.fingerprint(callback))
+    if callback.pending_round:
+        # A speed-up replaces the same transaction: it must not carry other content than the
+        # round it speeds up (one extra read, on speed-ups only).
+        regular = cosigner.memo_key(kind, dataclasses.replace(callback, pending_round=False))
+        try:
+            drifted = not await same_content(request, cosigner.PROVIDER, regular, fingerprint)
+        except (RedisError, OSError):
+            count(request, cosigner.PROVIDER, "unavailable")
+            return _answer(cosigner.FAILURE)
+        if drifted:
+            await record_replay(request, event, fingerprint)
+            return _answer(cosigner.FAILURE)
+    approved = await answer_once(request, event, decision, fingerprint)
     return _answer(cosigner.SUCCESS if approved else cosigner.FAILURE)
 
 

@@ -81,8 +81,14 @@ async def answer_once(request: web.Request, event: EventEnvelope, decision: Deci
     if earlier.get("fingerprint") == fingerprint:
         _count(request, event, "APPROVE" if earlier.get("approved") else "REJECT", "remembered")
         return bool(earlier.get("approved"))
-    await _record_replay(request, event, fingerprint)
+    await record_replay(request, event, fingerprint)
     return False
+
+
+async def same_content(request: web.Request, provider: str, key: str, fingerprint: str) -> bool:
+    """False when an answer remembered under `key` was for other content (raises RedisError/OSError)."""
+    previous = await request.app[REDIS].get(request.app[REDIS_KEYS].memo(provider, key_hash(provider, key)))
+    return previous is None or orjson.loads(previous).get("fingerprint") == fingerprint
 
 
 def _count(request: web.Request, event: EventEnvelope, action: str, reason: str) -> None:
@@ -90,7 +96,8 @@ def _count(request: web.Request, event: EventEnvelope, action: str, reason: str)
     count(request, event.provider, "approved" if action == "APPROVE" else "rejected")
 
 
-async def _record_replay(request: web.Request, event: EventEnvelope, fingerprint: str) -> None:
+async def record_replay(request: web.Request, event: EventEnvelope, fingerprint: str) -> None:
+    """Count a request that reuses a key with other content, and keep it as evidence."""
     logger.warning("%s %s: reused with different content: refused as a replay", event.provider, event.idempotency_key)
     request.app[METRICS].decision_replays.labels(event.provider).inc()
     _count(request, event, "REJECT", _REPLAY.code)

@@ -226,6 +226,18 @@ async def test_a_speed_up_round_gets_its_own_decision(chainup: Start) -> None:
     assert await h.cosigner(WITHDRAW, regular) == (200, "SUCCESS")  # the regular answer stands
 
 
+async def test_a_speed_up_round_with_other_content_is_a_replay(chainup: Start) -> None:
+    h = await chainup()
+    assert await h.cosigner(WITHDRAW, samples.cosigner_body(samples.COSIGNER_WITHDRAW)) == (200, "SUCCESS")
+    same = samples.cosigner_body(samples.COSIGNER_WITHDRAW, pending_round=True)
+    other = samples.cosigner_body(samples.COSIGNER_WITHDRAW, request_id="x", pending_round=True)
+    drifted = samples.cosigner_body(samples.COSIGNER_WITHDRAW, pending_round=True, amount="99")
+    assert await h.cosigner(WITHDRAW, drifted) == (200, "FAILURE")
+    assert h.metric("callgate_decision_replays_total", {"provider": "chainup_cosigner"}) == 1
+    assert await h.cosigner(WITHDRAW, same) == (200, "SUCCESS")
+    assert await h.cosigner(WITHDRAW, other) == (200, "SUCCESS")  # a speed-up of an unseen round: judged alone
+
+
 async def test_same_question_same_answer_after_a_policy_change_and_replays_refused(
     chainup: Start, run_worker: RunWorker, db: asyncpg.Pool[asyncpg.Record]
 ) -> None:
