@@ -81,7 +81,9 @@ async def dead_letters(request: web.Request) -> web.Response:
     before_text = text_param(request, "before", max_length=19)
     before = int(before_text) if before_text and before_text.isdigit() else None
     async with request.app[POOL].acquire() as conn:
-        rows, cursor = await operations.open_dead_letters(conn, subscriber=subscriber, before=before)
+        rows, cursor = await operations.open_dead_letters(
+            conn, subscriber=subscriber, before=before, limit=request.app[OPTIONS].page_size
+        )
         names = [s.name for s in await subscribers.list_all(conn)]
         counts = await operations.open_letter_counts(conn)
     other_jobs = [job for job, _ in counts if job != DELIVER_NOTIFICATION]
@@ -140,7 +142,9 @@ async def tss(request: web.Request) -> web.Response:
         decoded = events.decode_cursor(at + "_0")
         before = None if decoded is None else (decoded[0], tss_id)
     async with request.app[POOL].acquire() as conn:
-        rows, more = await operations.tss_requests(conn, disagreeing=disagreeing, open_only=open_only, before=before)
+        rows, more = await operations.tss_requests(
+            conn, disagreeing=disagreeing, open_only=open_only, before=before, limit=request.app[OPTIONS].page_size
+        )
     next_url = None
     if more:
         cursor_text = events.encode_cursor(more[0], 0).partition("_")[0] + "~" + more[1]
