@@ -96,8 +96,8 @@ class Notification:
     family: Family
     id: str
     status: int
-    symbol: str
-    amount: Decimal
+    symbol: str | None  # required for deposits and withdrawals; [I] Web3 notifications may omit it
+    amount: Decimal | None
     request_id: str | None = None
     uid: str | None = None
     sub_wallet_id: str | None = None
@@ -184,8 +184,8 @@ def parse_notification(data: object) -> Notification:
         family=family,
         id=str(fields.uint(data, "id")),
         status=status,
-        symbol=normalize_symbol(_text(data, "symbol")),
-        amount=fields.amount(data.get("amount"), "amount"),
+        symbol=_symbol(data, required=side is not Side.WEB3),
+        amount=fields.opt_amount(data, "amount") if side is Side.WEB3 else fields.amount(data.get("amount"), "amount"),
         request_id=_opt_text(data, "request_id"),
         uid=_opt_ident(data, "uid"),
         sub_wallet_id=_opt_ident(data, "sub_wallet_id"),
@@ -289,6 +289,11 @@ def _text(data: fields.Fields, name: str) -> str:
 
 def _opt_text(data: fields.Fields, name: str, *, limit: int = fields.MAX_TEXT) -> str | None:
     return fields.opt_text(data, name, limit=limit, numbers=True)
+
+
+def _symbol(data: fields.Fields, *, required: bool) -> str | None:
+    symbol = _text(data, "symbol") if required else _opt_text(data, "symbol")
+    return None if symbol is None else normalize_symbol(symbol)
 
 
 def _opt_ident(data: fields.Fields, name: str) -> str | None:

@@ -207,6 +207,13 @@ def test_mpc_notifications_use_their_own_codes() -> None:
     assert (mpc_deposit.family, mpc_deposit.status_name) == (Family.MPC, "block_confirmed")
 
 
+def test_web3_notifications_need_no_symbol_or_amount() -> None:
+    bare = parse_notification({k: v for k, v in MPC_WEB3.items() if k not in ("symbol", "amount")})
+    assert (bare.symbol, bare.amount, idempotency_key(bare)) == (None, None, "web3-trans:991:2000")
+    with pytest.raises(InvalidInput, match="symbol"):
+        parse_notification({k: v for k, v in WITHDRAW.items() if k != "symbol"})
+
+
 def test_unknown_status_is_kept_not_refused() -> None:
     n = parse_notification({**WITHDRAW, "status": 9})
     assert (n.status, n.status_name) == (9, "unknown")
