@@ -27,7 +27,9 @@ from shared.metrics import Metrics
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 CONFIG_SOURCE = Path(config.__file__)
-_NAME = re.compile(r"^[A-Z][A-Z0-9_]*[A-Z0-9]$")
+# Literal names in config.py; REDIS_URL and DATABASE_URL (no prefix) are read unconditionally,
+# so the instrumented run below finds them.
+_NAME = re.compile(r"^CALLGATE_[A-Z0-9_]*[A-Z0-9]$")
 # Functions that read a secret also accept `<NAME>_FILE` (the Docker/Kubernetes convention).
 _SECRET_READERS = frozenset({"_secret", "_secret_list"})
 _SUFFIXES = {

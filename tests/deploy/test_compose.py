@@ -46,6 +46,15 @@ def _service_env(service: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def test_settings_scanner_knows_conditional_templated_and_file_names() -> None:
+    assert is_setting("REDIS_URL") and is_setting("DATABASE_URL")
+    assert is_setting("CALLGATE_WYRE_PATH_TOKEN_FILE")  # a secret, as a file
+    assert is_setting("CALLGATE_COBO_TSS_CHECK_PATH")  # an f-string template in config.py
+    assert is_setting("CALLGATE_UCW_WAIT_MS")  # read only when UCW is configured
+    assert not is_setting("CALLGATE_NOT_A_SETTING")
+    assert not is_setting("INFO")
+
+
 def test_every_callgate_service_runs_a_real_cli_verb() -> None:
     verbs = Counter(cli_verb(s["command"]) for s in _callgate_services().values())
     assert verbs["gateway"] == verbs["worker"] == 2
