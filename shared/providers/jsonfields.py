@@ -66,7 +66,8 @@ def opt_uint(data: Fields, name: str) -> int | None:
         return value
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.isascii() and stripped.isdigit() and int(stripped) < _MAX_UINT:
+        # The length check first: int() of a 5000-digit string raises ValueError (CPython's limit).
+        if stripped.isascii() and stripped.isdigit() and len(stripped) <= 19 and int(stripped) < _MAX_UINT:
             return int(stripped)
     raise InvalidInput(name, "expected a non-negative integer")
 

@@ -548,3 +548,29 @@ async def test_the_demo_without_a_private_key_sends_only_refusals(
     async with aiohttp.ClientSession() as session:
         lines = await send_uuwallet(uu_settings, session, str(client.make_url("")).rstrip("/"))
     assert len(lines) == 3 and "CALLGATE_UUWALLET_DEMO_PRIVATE_KEY_FILE" in lines[2]
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        b"[]",
+        b'"a string"',
+        b"null",
+        b'{"type": "' + b"1" * 5000 + b'"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"type": 1, "amount": 1e999999}',
+        b'{"type": 1, "amount": ' + b"9" * 5000 + b"}",
+        b'{"type": NaN}',
+        b"\xff\xfe not utf-8",
+        b'{"type": 1, "type": 3}',
+    ],
+)
+async def test_hostile_plaintexts_under_a_valid_encryption_are_refused_never_500(
+    start: Start, redis: Redis, uu_settings: Settings, plaintext: bytes
+) -> None:
+    client = await start()
+    body = base64.b64encode(rsablocks.private_encrypt(WAAS, plaintext))
+    response = await client.post(CALLBACK, data=body, headers=HEADERS)
+    assert response.status == 400
+    assert (await response.json())["errCode"] == 4000
+    assert await redis.zcard(uu_settings.queue_name) == 0
