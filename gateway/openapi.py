@@ -114,6 +114,32 @@ _ADMIN_ERRORS = {
     "503": _error("The registry cannot be reached now; retry."),
 }
 
+
+def _uuwallet(ok: str, unavailable: str) -> Spec:
+    """UU Wallet answers every request with its own envelope, whatever the status."""
+    return Spec(
+        {
+            "200": _json(ok, _UU_ANSWER),
+            "400": _json("Undecryptable or invalid request.", _UU_ANSWER),
+            "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
+            "413": _json("Body over the cap.", _UU_ANSWER),
+            "503": _json(unavailable, _UU_ANSWER),
+        },
+        request=_UU_BODY,
+        security=("uuwalletApiKey",),
+    )
+
+
+_COSIGNER = Spec(
+    {
+        "200": _text("SUCCESS approves/acknowledges; FAILURE rejects.", "SUCCESS", "FAILURE"),
+        "400": _text("Invalid callback.", "FAILURE"),
+        "403": _text("Token or source address refused.", "FAILURE"),
+        "503": _text("Not recorded now; the co-signer retries.", "FAILURE"),
+    },
+    request=_COSIGNER_REQUEST,
+)
+
 SPECS: dict[str, Spec] = {
     "healthz": Spec({"200": _json("The process answers.", _obj(("status",), status=_STR))}, tags=("operations",)),
     "readyz": Spec(
@@ -175,24 +201,8 @@ SPECS: dict[str, Spec] = {
         },
         request={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
     ),
-    "chainup_cosigner_withdraw": Spec(
-        {
-            "200": _text("SUCCESS approves/acknowledges; FAILURE rejects.", "SUCCESS", "FAILURE"),
-            "400": _text("Invalid callback.", "FAILURE"),
-            "403": _text("Token or source address refused.", "FAILURE"),
-            "503": _text("Not recorded now; the co-signer retries.", "FAILURE"),
-        },
-        request=_COSIGNER_REQUEST,
-    ),
-    "chainup_cosigner_web3": Spec(
-        {
-            "200": _text("SUCCESS approves/acknowledges; FAILURE rejects.", "SUCCESS", "FAILURE"),
-            "400": _text("Invalid callback.", "FAILURE"),
-            "403": _text("Token or source address refused.", "FAILURE"),
-            "503": _text("Not recorded now; the co-signer retries.", "FAILURE"),
-        },
-        request=_COSIGNER_REQUEST,
-    ),
+    "chainup_cosigner_withdraw": _COSIGNER,
+    "chainup_cosigner_web3": _COSIGNER,
     "chainup_waas_notify": Spec(
         {
             "200": _text("Recorded.", "SUCCESS", "FAILURE"),
@@ -213,27 +223,10 @@ SPECS: dict[str, Spec] = {
         },
         request=_CHAINUP_FORM,
     ),
-    "uuwallet_callback": Spec(
-        {
-            "200": _json("errCode 0 once recorded.", _UU_ANSWER),
-            "400": _json("Undecryptable or invalid callback.", _UU_ANSWER),
-            "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
-            "413": _json("Body over the cap.", _UU_ANSWER),
-            "503": _json("Not recorded now; the WaaS retries.", _UU_ANSWER),
-        },
-        request=_UU_BODY,
-        security=("uuwalletApiKey",),
-    ),
-    "uuwallet_withdraw_info": Spec(
-        {
-            "200": _json("Approved (errCode 0) or rejected, from the registered order and the policy.", _UU_ANSWER),
-            "400": _json("Undecryptable or invalid request.", _UU_ANSWER),
-            "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
-            "413": _json("Body over the cap.", _UU_ANSWER),
-            "503": _json("Cannot answer now (fails closed).", _UU_ANSWER),
-        },
-        request=_UU_BODY,
-        security=("uuwalletApiKey",),
+    "uuwallet_callback": _uuwallet("errCode 0 once recorded.", "Not recorded now; the WaaS retries."),
+    "uuwallet_withdraw_info": _uuwallet(
+        "Approved (errCode 0) or rejected, from the registered order and the policy.",
+        "Cannot answer now (fails closed).",
     ),
     "admin_orders_add": Spec(
         {

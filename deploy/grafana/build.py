@@ -65,6 +65,13 @@ def quantiles(metric: str, by: str, where: str = "") -> list[tuple[str, str]]:
     ]
 
 
+def per(labels: str, metric: str, where: str = "", *, fn: str = "rate") -> tuple[str, str]:
+    """`sum by (labels)` of a counter's rate (or increase), with the labels as the legend."""
+    selector = f"{metric}{{{where}}}" if where else metric
+    legend = " ".join(f"{{{{{label.strip()}}}}}" for label in labels.split(","))
+    return f"sum by ({labels}) ({fn}({selector}[{RATE}]))", legend
+
+
 def _layout(rows: list[list[Panel]]) -> list[Panel]:
     panels, y, next_id = [], 0, 1
     for row in rows:
@@ -183,7 +190,7 @@ def traffic() -> dict[str, Any]:
             [
                 timeseries(
                     "Spool records",
-                    [(f"sum by (direction) (rate(callgate_spool_records_total[{RATE}]))", "{{direction}}")],
+                    [per("direction", "callgate_spool_records_total")],
                     unit="ops",
                 ),
                 timeseries(
@@ -217,23 +224,13 @@ def decisions() -> dict[str, Any]:
             [
                 timeseries(
                     "Decisions by provider and action",
-                    [
-                        (
-                            f"sum by (provider, action) (rate(callgate_decisions_total{{{PROVIDER}}}[{RATE}]))",
-                            "{{provider}} {{action}}",
-                        )
-                    ],
+                    [per("provider, action", "callgate_decisions_total", PROVIDER)],
                     unit="reqps",
                     stack=True,
                 ),
                 timeseries(
                     "Decisions by request type",
-                    [
-                        (
-                            f"sum by (provider, request_type) (rate(callgate_decisions_total{{{PROVIDER}}}[{RATE}]))",
-                            "{{provider}} {{request_type}}",
-                        )
-                    ],
+                    [per("provider, request_type", "callgate_decisions_total", PROVIDER)],
                     unit="reqps",
                 ),
             ],
@@ -258,10 +255,7 @@ def decisions() -> dict[str, Any]:
                 timeseries(
                     "Token failures and replayed request ids",
                     [
-                        (
-                            f"sum by (provider, reason) (rate(callgate_token_failures_total{{{PROVIDER}}}[{RATE}]))",
-                            "{{provider}} {{reason}}",
-                        ),
+                        per("provider, reason", "callgate_token_failures_total", PROVIDER),
                         (
                             f"sum by (provider) (rate(callgate_decision_replays_total{{{PROVIDER}}}[{RATE}]))",
                             "replay {{provider}}",
@@ -271,7 +265,7 @@ def decisions() -> dict[str, Any]:
                 ),
                 timeseries(
                     "UU Wallet second confirmations",
-                    [(f"sum by (outcome) (rate(callgate_uuwallet_confirmations_total[{RATE}]))", "{{outcome}}")],
+                    [per("outcome", "callgate_uuwallet_confirmations_total")],
                     unit="reqps",
                 ),
             ],
@@ -282,7 +276,7 @@ def decisions() -> dict[str, Any]:
                 ),
                 timeseries(
                     "Policy reloads",
-                    [(f"sum by (outcome) (increase(callgate_policy_reloads_total[{RATE}]))", "{{outcome}}")],
+                    [per("outcome", "callgate_policy_reloads_total", fn="increase")],
                 ),
             ],
             [
@@ -323,12 +317,7 @@ def workers() -> dict[str, Any]:
             [
                 timeseries(
                     "Job runs by outcome",
-                    [
-                        (
-                            f"sum by (exported_job, outcome) (rate(callgate_jobs_total[{RATE}]))",
-                            "{{exported_job}} {{outcome}}",
-                        )
-                    ],
+                    [per("exported_job, outcome", "callgate_jobs_total")],
                     unit="ops",
                 ),
                 timeseries("Job duration", quantiles("callgate_job_duration_seconds", "exported_job"), unit="s"),
@@ -336,23 +325,18 @@ def workers() -> dict[str, Any]:
             [
                 timeseries(
                     "Events stored",
-                    [
-                        (
-                            f"sum by (provider, result) (rate(callgate_events_stored_total[{RATE}]))",
-                            "{{provider}} {{result}}",
-                        )
-                    ],
+                    [per("provider, result", "callgate_events_stored_total")],
                     unit="ops",
                 ),
                 timeseries(
                     "Dead letters by job",
-                    [(f"sum by (exported_job) (increase(callgate_dead_letters_total[{RATE}]))", "{{exported_job}}")],
+                    [per("exported_job", "callgate_dead_letters_total", fn="increase")],
                 ),
             ],
             [
                 timeseries(
                     "Job throughput per worker",
-                    [(f"sum by (instance) (rate(callgate_jobs_total[{RATE}]))", "{{instance}}")],
+                    [per("instance", "callgate_jobs_total")],
                     unit="ops",
                 ),
                 timeseries("Scrape targets up", [('up{job=~"callgate.*"}', "{{instance}}")]),
@@ -407,12 +391,7 @@ def reconciliation() -> dict[str, Any]:
             [
                 timeseries(
                     "WaaS API calls by outcome",
-                    [
-                        (
-                            f"sum by (provider, outcome) (rate(callgate_waas_calls_total{{{PROVIDER}}}[{RATE}]))",
-                            "{{provider}} {{outcome}}",
-                        )
-                    ],
+                    [per("provider, outcome", "callgate_waas_calls_total", PROVIDER)],
                     unit="reqps",
                     stack=True,
                 ),
@@ -423,7 +402,7 @@ def reconciliation() -> dict[str, Any]:
             [
                 timeseries(
                     "Notification deliveries by outcome",
-                    [(f"sum by (outcome) (rate(callgate_notification_deliveries_total[{RATE}]))", "{{outcome}}")],
+                    [per("outcome", "callgate_notification_deliveries_total")],
                     unit="ops",
                     stack=True,
                 ),
@@ -443,12 +422,7 @@ def reconciliation() -> dict[str, Any]:
             [
                 timeseries(
                     "Circuit breaker transitions",
-                    [
-                        (
-                            f"sum by (change) (increase(callgate_notification_breaker_transitions_total[{RATE}]))",
-                            "{{change}}",
-                        )
-                    ],
+                    [per("change", "callgate_notification_breaker_transitions_total", fn="increase")],
                 ),
                 timeseries(
                     "UU Wallet deposits held for review",
