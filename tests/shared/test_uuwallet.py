@@ -226,6 +226,9 @@ def test_missing_risk_levels_are_unknown_not_zero() -> None:
         ({"type": True}, "type"),
         ({"type": None}, "type"),
         ({"type": "²"}, "type"),
+        ({"type": "9" * 5000}, "type"),  # longer than int() accepts: still InvalidInput
+        ({"riskLevelTo": "9" * 5000}, "riskLevelTo"),
+        ({"txIndex": "9" * 5000}, "txIndex"),
         ({"txIndex": "1.5"}, "txIndex"),
     ],
 )
@@ -262,7 +265,7 @@ _VALUES = st.one_of(
     st.text(max_size=300),
     st.decimals(allow_nan=True, allow_infinity=True),
     st.lists(st.integers(), max_size=2),
-    st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "0", "2.5", "-0"]),
+    st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "0", "2.5", "-0", "9" * 5000, " 1 ", "1e3", "-1"]),
 )
 
 
