@@ -123,9 +123,10 @@ async def test_processes_are_scraped_one_target_each(settings: Settings, tmp_pat
         # Every request hit exactly one process and each side port shows one process only.
         assert sum(counts) == 40
     finally:
+        # Graceful shutdown is tested elsewhere; here the processes only have to go away.
         proc.send_signal(signal.SIGTERM)
         try:
-            assert await asyncio.wait_for(proc.wait(), timeout=40) == 0
-        finally:
-            if proc.returncode is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), timeout=30)
+        except TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
