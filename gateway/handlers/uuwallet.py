@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from gateway.handlers.common import count, envelope, hand_off, read_body
 from gateway.ingest import Outcome
 from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, SETTINGS, OrderBook
+from gateway.middleware import REQUEST_ID
 from shared.config import UuWalletSettings
 from shared.errors import InvalidInput, Unauthorized
 from shared.jobs import key_hash
@@ -44,8 +45,13 @@ def _refusal(status: int, message: str) -> web.Response:
     return web.json_response({"errCode": uu.ErrCode.INVALID.value, "message": message, "data": ""}, status=status)
 
 
-async def _open(request: web.Request, config: UuWalletSettings) -> tuple[bytes, uu.Callback] | web.Response:
+Opened = tuple[UuWalletSettings, bytes, uu.Callback]
+
+
+async def _open(request: web.Request) -> Opened | web.Response:
     """Authenticate, read (capped), decrypt and type a callback, or the answer refusing it."""
+    config = request.app[SETTINGS].providers.uuwallet
+    assert config is not None  # the routes exist only when UU Wallet is configured
     try:
         uu.check_api_key(request.headers.get("X-API-KEY"), config.api_keys)
     except Unauthorized as e:
@@ -56,17 +62,11 @@ async def _open(request: web.Request, config: UuWalletSettings) -> tuple[bytes, 
         count(request, PROVIDER, "too_large")
         return _refusal(413, "body too large")
     try:
-        return body, uu.parse_callback(uu.decrypt_body(body, config.public_key))
+        return config, body, uu.parse_callback(uu.decrypt_body(body, config.public_key))
     except InvalidInput as e:
         count(request, PROVIDER, "invalid")
-        logger.info("uuwallet callback refused: %s (request %s)", e, request.get("request_id"))
+        logger.info("uuwallet callback refused: %s (request %s)", e, request[REQUEST_ID])
         return _reply(config, uu.ErrCode.INVALID, message=str(e))
-
-
-def _config(request: web.Request) -> UuWalletSettings:
-    config = request.app[SETTINGS].providers.uuwallet
-    assert config is not None  # the routes exist only when UU Wallet is configured
-    return config
 
 
 def _snapshot(request: web.Request) -> PolicySnapshot | None:
@@ -78,11 +78,10 @@ def _snapshot(request: web.Request) -> PolicySnapshot | None:
 
 
 async def callback(request: web.Request) -> web.Response:
-    config = _config(request)
-    opened = await _open(request, config)
+    opened = await _open(request)
     if isinstance(opened, web.Response):
         return opened
-    body, cb = opened
+    config, body, cb = opened
     echo = uu.echo(cb.header)
     if isinstance(cb, uu.Ignored):
         count(request, PROVIDER, "ignored")  # NOTIFY_UNKNOWN: acknowledged, nothing to process
@@ -138,11 +137,10 @@ def _decision_json(decision: Decision) -> dict[str, object]:
 
 
 async def withdraw_info(request: web.Request) -> web.Response:
-    config = _config(request)
-    opened = await _open(request, config)
+    opened = await _open(request)
     if isinstance(opened, web.Response):
         return opened
-    body, cb = opened
+    config, body, cb = opened
     if not isinstance(cb, uu.WithdrawRequest):
         count(request, PROVIDER, "invalid")
         return _reply(config, uu.ErrCode.INVALID, message="only type 2 belongs on this URL", data=uu.echo(cb.header))
