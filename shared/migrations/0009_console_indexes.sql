@@ -6,23 +6,24 @@
 -- keys anywhere in the parsed payload (txid, tss_request_id, trackingId, ...). An expression index
 -- rather than a generated column: adding a stored column rewrites a large events table, an index
 -- does not, and the key list can change by replacing the function and reindexing.
+-- One JSON path walk (objects at any depth, their id-like keys, scalar values); duplicates are
+-- harmless in a GIN index. No DISTINCT or set-returning join: this runs once per stored event.
+-- Values are capped at 200 characters: a GIN entry has a size limit, and an oversized one would
+-- make the event's INSERT fail.
 CREATE OR REPLACE FUNCTION console_event_ids(idempotency_key text, request_id text, payload jsonb)
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT array_agg(DISTINCT v) FROM (
-        SELECT idempotency_key AS v
-        UNION ALL SELECT request_id
-        UNION ALL
-        SELECT e.value #>> '{}'
-        FROM jsonb_path_query(coalesce(payload, '{}'::jsonb), 'strict $.** ? (@.type() == "object")') AS o (obj),
-             jsonb_each(o.obj) AS e
-        WHERE e.key IN ('id', 'txid', 'txId', 'tx_id', 'txHash', 'tx_hash', 'transaction_id', 'transactionId',
-                        'tss_request_id', 'trackingId', 'callBackId', 'request_id', 'requestId', 'requestUUID',
-                        'order_id', 'orderId', 'withdraw_id', 'uid', 'wallet_uuid', 'cobo_id', 'order_ref')
-          AND jsonb_typeof(e.value) IN ('string', 'number')
-    ) AS ids
-    WHERE v IS NOT NULL AND v <> '' AND length(v) <= 200
+    SELECT ARRAY[left(idempotency_key, 200), left(request_id, 200)] || ARRAY(SELECT jsonb_array_elements_text(jsonb_path_query_array(
+        payload,
+        'strict $.** ? (@.type() == "object").keyvalue() ? (
+             @.key == "id" || @.key == "txid" || @.key == "txId" || @.key == "tx_id" || @.key == "txHash" ||
+             @.key == "tx_hash" || @.key == "transaction_id" || @.key == "transactionId" ||
+             @.key == "tss_request_id" || @.key == "trackingId" || @.key == "callBackId" ||
+             @.key == "request_id" || @.key == "requestId" || @.key == "requestUUID" ||
+             @.key == "order_id" || @.key == "orderId" || @.key == "withdraw_id" || @.key == "uid" ||
+             @.key == "wallet_uuid" || @.key == "cobo_id" || @.key == "order_ref"
+         ).value ? (@.type() == "number" || (@.type() == "string" && @ like_regex "^.{1,200}$"))')))
 $$;
 
 CREATE INDEX IF NOT EXISTS events_console_ids

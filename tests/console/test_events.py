@@ -6,6 +6,7 @@ import datetime as dt
 import html
 import json
 import re
+import secrets
 import time
 
 from gateway.console import events
@@ -168,3 +169,11 @@ def test_raw_bodies_are_shown_only_when_plain_json() -> None:
     assert events.raw_body_view(b"app_id=1&data=abcd")[0] is None
     assert events.raw_body_view(b'"bG9uZyBjaXBoZXJ0ZXh0"')[0] is None
     assert events.raw_body_view(b"\xff\xfe")[0] is None
+
+
+async def test_an_oversized_id_value_does_not_stop_the_event_from_being_stored(db: Pool) -> None:
+    huge = secrets.token_hex(4000)  # beyond a GIN entry's size limit
+    await _insert(db, _event(1, payload={"txid": huge, "trackingId": "trk-small"}))
+    async with db.acquire() as conn:
+        assert len((await events.list_events(conn, events.EventFilter(search="trk-small"))).rows) == 1
+        assert (await events.list_events(conn, events.EventFilter(search=huge))).rows == []
