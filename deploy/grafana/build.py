@@ -89,7 +89,7 @@ def _variable(name: str, query: str, *, multi: bool = True) -> dict[str, Any]:
         "name": name,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": {"query": query, "refId": name},
+        "query": query,
         "definition": query,
         "refresh": 2,
         "includeAll": multi,
