@@ -39,6 +39,7 @@ from shared.policy.snapshot import PolicySnapshot, compile_snapshot
 from shared.providers import chainup_samples as samples
 from shared.providers.chainup_cosigner import public_key_hash
 from tests.conftest import AiohttpClient, RunWorker, sample_value, with_providers
+from tests.gateway.test_cobo_tss import Holder  # the stand-in for the production policy holder
 
 Client = TestClient[web.Request, web.Application]
 WITHDRAW, WEB3 = "/chainup/cosigner/withdraw", "/chainup/cosigner/web3"
@@ -78,13 +79,6 @@ def merchant_key() -> rsablocks.RsaPrivate:
 def _pem(which: int) -> str:
     public = _key(which).public_key()
     return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-@dataclasses.dataclass
-class Holder:
-    """Stands where the policy holder sits in production: a mutable `.current`."""
-
-    current: PolicySnapshot | None
 
 
 @dataclasses.dataclass
