@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
+import random
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -549,3 +550,17 @@ async def test_the_demo_without_a_test_key_sends_only_refusals(chainup: Start) -
     async with aiohttp.ClientSession() as session:
         lines = await send_chainup_waas(h.settings, session, str(h.client.make_url("")).rstrip("/"))
     assert len(lines) == 3 and "CALLGATE_CHAINUP_DEMO_PRIVATE_KEY_FILE" in lines[2]
+
+
+async def test_hostile_bodies_never_reach_a_500(chainup: Start) -> None:
+    h = await chainup()
+    rng = random.Random(5)
+    good = samples.encrypt_as_chainup(samples.WAAS_DEPOSIT, chainup_key())
+    bodies = [rng.randbytes(rng.randint(0, 600)) for _ in range(60)]
+    bodies += [samples.cosigner_body(samples.COSIGNER_WEB3, **{k: rng.choice([None, [], {}, -1, "0x", 2**70])})
+               for k in samples.COSIGNER_WEB3 for _ in range(2)]  # fmt: skip
+    bodies += [samples.waas_form(APP_ID, good[: rng.randint(0, len(good))]) for _ in range(20)]
+    for body in bodies:
+        for path in (WITHDRAW, WEB3, NOTIFY, CONFIRM):
+            status, text = await h.cosigner(path, body)
+            assert status < 500 and text in ("SUCCESS", "FAILURE"), (path, body[:80], status, text)
