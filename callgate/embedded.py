@@ -210,8 +210,9 @@ class EmbeddedPostgres:
             "-c",
             "fsync=on",
         ]
-        log = (self.data_dir / "server.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, **self._run_as())  # type: ignore[call-overload]
+        # The server inherits the log's descriptor; ours is closed at once (no handle leaked per start).
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=env, **self._run_as())  # type: ignore[call-overload]
         _wait_port(self.port, self.proc, "postgres")
         self._create_database(bin_dir, env)
         return self
