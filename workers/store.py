@@ -27,6 +27,9 @@ TRANSIENT = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.InterfaceError,
+    # A connection that died mid-query can fail its release this way ("cannot switch to state
+    # 15; another operation is in progress"): seen when PostgreSQL is killed under load.
+    asyncpg.InternalClientError,
 )
 
 
