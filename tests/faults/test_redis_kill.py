@@ -45,13 +45,6 @@ RECOVERY_LIMIT_S = 2.0
 
 
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    server = await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis").start)
-    yield server
-    await asyncio.to_thread(server.stop)
-
-
-@pytest.fixture
 async def standin() -> AsyncIterator[WaasStandin]:
     async with running_standin() as s:
         yield s

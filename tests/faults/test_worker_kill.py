@@ -7,7 +7,6 @@ nothing is left in the queue.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 from collections import Counter
@@ -32,13 +31,6 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow]  # arq frees a dead worker's 
 Db = Pool
 CALLBACKS = 100
 WYRE = next(r for r in ASYNC_ROUTES if r.provider == "wyre")
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    server = await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis").start)
-    yield server
-    await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture
