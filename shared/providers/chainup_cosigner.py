@@ -254,10 +254,10 @@ def decision_request(callback: SignCallback) -> DecisionRequest:
 def _withdraw_transfers(callback: WithdrawCallback) -> tuple[Transfer, ...]:
     # [I] The callback names a ChainUp coin (`USDTERC20`), which fixes both chain and token; it
     # carries no separate chain field, so the symbol stands for both.
+    # With `outputs` (UTXO), `to`/`amount` are judged as well as every output: stricter, never looser.
     symbol = callback.symbol
-    if callback.outputs:
-        return tuple(Transfer(symbol, symbol, o.amount, normalize_address(o.address)) for o in callback.outputs)
-    return (Transfer(symbol, symbol, callback.amount, normalize_address(callback.to_address)),)
+    main = Transfer(symbol, symbol, callback.amount, normalize_address(callback.to_address))
+    return (main, *(Transfer(symbol, symbol, o.amount, normalize_address(o.address)) for o in callback.outputs))
 
 
 def _web3_transfers(callback: Web3Callback) -> tuple[Transfer, ...]:
@@ -290,7 +290,7 @@ def fingerprint(callback: SignCallback) -> str:
     """SHA-256 over the content that the answer depends on; a reused request_id with another
     fingerprint is a replay, not a retry. `txid` is left out: it is absent on `sign_start`."""
     if isinstance(callback, WithdrawCallback):
-        fields: list[object] = [
+        content: list[object] = [
             callback.transfer_id,
             callback.from_address,
             callback.to_address,
@@ -300,7 +300,7 @@ def fingerprint(callback: SignCallback) -> str:
             [[o.address, str(o.amount.normalize()), o.memo] for o in callback.outputs],
         ]
     else:
-        fields = [
+        content = [
             callback.trans_id,
             callback.from_address,
             callback.to_address,
@@ -309,7 +309,7 @@ def fingerprint(callback: SignCallback) -> str:
             callback.input_data,
             callback.interactive_contract,
         ]
-    canonical = json.dumps([callback.request_id, *fields], separators=(",", ":"))
+    canonical = json.dumps([callback.request_id, *content], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

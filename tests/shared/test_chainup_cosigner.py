@@ -123,6 +123,7 @@ def test_outputs_become_one_transfer_each() -> None:
     for value in (outputs, json.dumps(outputs)):
         cb = _withdraw(symbol="btc", outputs=value)
         assert [(t.destination, t.amount) for t in decision_request(cb).transfers] == [
+            (cb.to_address.lower(), Decimal("100.5")),
             ("bc1qa", Decimal("0.1")),
             ("bc1qb", Decimal(2)),
         ]
