@@ -105,12 +105,18 @@ def load_document(text: str | bytes) -> object:
     if len(text) > MAX_DOCUMENT_BYTES:
         raise PolicyError("$", f"document larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
+        if text.lstrip()[:1] in ("{", b"{"):
+            # JSON (the stored form, and large generated lists): the json module is ~10x faster
+            # than the YAML parser; numbers keep their exact decimal value as with YAML.
+            return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
         # Aliases are refused: they let a few lines expand into an exponential walk.
         if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.CSafeLoader)):
             raise PolicyError("$", "YAML aliases (*name) are not allowed in policy documents")
         return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
     except yaml.YAMLError as e:
         raise PolicyError("$", f"not YAML or JSON: {str(e)[:300]}") from None
+    except json.JSONDecodeError as e:
+        raise PolicyError("$", f"not JSON: {e}") from None
     except (ValueError, TypeError, RecursionError) as e:
         raise PolicyError("$", f"unreadable document: {type(e).__name__}") from None
 
