@@ -93,18 +93,23 @@ def requests() -> list[DecisionRequest]:
 
 
 def stored(text: str) -> StoredPolicy:
-    """The active version as the PolicyHolder loads it: the document still JSON text."""
-    return StoredPolicy(1, text, "", "bench", time.time(), "bench", "active")
+    """The active version as the PolicyHolder loads it: JSON text without the lists, and each list
+    as one newline-joined text (what the store's query hands over)."""
+    data = json.loads(text)
+    lists = data.pop("lists", {})
+    joined = tuple((name, "\n".join(entries)) for name, entries in lists.items())
+    return StoredPolicy(1, json.dumps(data), "", "bench", time.time(), "bench", "active", lists_text=joined)
 
 
 def measure_compile(text: str) -> tuple[float, float, PolicySnapshot]:
     """Seconds to decode and compile, as the holder does in its thread, and the MiB retained."""
     gc.collect()
+    loaded = stored(text)
     started = time.perf_counter()
-    snapshot = compile_stored(stored(text))
+    snapshot = compile_stored(loaded)
     compiled = time.perf_counter() - started
     tracemalloc.start()
-    again = compile_stored(stored(text))
+    again = compile_stored(loaded)
     retained, _peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del again
@@ -181,8 +186,9 @@ def main() -> None:
         **{k: round(v, 2) for k, v in measure_decide(snapshot, args.evaluations, time.thread_time_ns, "cpu_").items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
+    loaded_once = stored(text)
     figures["loop_max_lag_ms_during_compile"] = round(
-        1000 * asyncio.run(_loop_lag_during(lambda: compile_stored(stored(text)))),
+        1000 * asyncio.run(_loop_lag_during(lambda: compile_stored(loaded_once))),
         1,
     )  # fmt: skip
     figures["goals_met"] = figures["p99_us"] < 50 and figures["compile_s"] < 2  # wall clock, the strict reading

@@ -8,6 +8,7 @@ periodic version check.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -34,12 +35,19 @@ _INSERT = (
 _SELECT_ACTIVE = (
     "SELECT version, document, source, sha256, published_at, published_by, state FROM policies WHERE state = 'active'"
 )
-# The document as JSON text: decoding 10 MB of jsonb would hold the event loop; the holder
-# decodes it in its compile thread instead.
+# For the holder: the document without its address lists as JSON text, and each list as one
+# newline-joined text built by Postgres. Decoding 10 MB of JSON is one long C call that holds
+# the GIL (and with it every request of the process); splitting a text is a short one, and the
+# rest of the compilation is Python code that the event loop interleaves with.
 _SELECT_ACTIVE_TEXT = (
-    "SELECT version, document::text AS document, source, sha256, published_at, published_by, state"
+    "SELECT version, (document - 'lists')::text AS document, source, sha256, published_at, published_by, state"
     " FROM policies WHERE state = 'active'"
 )
+_SELECT_LISTS_TEXT = """
+SELECT l.key AS name, array_to_string(ARRAY(SELECT jsonb_array_elements_text(l.value)), E'\n') AS entries
+FROM policies AS p, jsonb_each(p.document->'lists') AS l
+WHERE p.version = $1
+"""
 _SELECT_VERSION = (
     "SELECT version, document, source, sha256, published_at, published_by, state FROM policies WHERE version = $1"
 )
@@ -60,6 +68,7 @@ class StoredPolicy:
     published_at: float  # unix seconds
     published_by: str
     state: str  # active | shadow | retired
+    lists_text: tuple[tuple[str, str], ...] = ()  # with a text document: name -> newline-joined entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +90,12 @@ def validate(text: str) -> tuple[object, str]:
 
 def compile_stored(stored: StoredPolicy) -> PolicySnapshot:
     """The snapshot of a stored version (CPU-bound: run it off the event loop)."""
-    data = orjson.loads(stored.document) if isinstance(stored.document, str) else stored.document
+    data = stored.document
+    if isinstance(data, str):
+        data = orjson.loads(data)
+        if stored.lists_text and isinstance(data, dict):
+            # Entries never contain a newline: the document schema refuses control characters.
+            data["lists"] = {name: entries.split("\n") if entries else [] for name, entries in stored.lists_text}
     return compile_snapshot(
         parse_document(data),
         version=stored.version,
@@ -144,12 +158,17 @@ async def announce(redis: Redis, keys: RedisKeys, version: int) -> bool:
 
 async def load_active(pool: Pool, *, document_as_text: bool = False) -> StoredPolicy | None:
     """The active version, or None when nothing was ever published; `document_as_text` leaves
-    the document undecoded (for `compile_stored` in a thread)."""
+    the document undecoded, its lists apart (for `compile_stored` in a thread)."""
     async with pool.acquire() as conn:
         if not document_as_text:
             return await _active(conn)
-        row = await conn.fetchrow(_SELECT_ACTIVE_TEXT)
-    return None if row is None else _stored(row)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(_SELECT_ACTIVE_TEXT)
+            if row is None:
+                return None
+            lists = await conn.fetch(_SELECT_LISTS_TEXT, row["version"])
+    stored = _stored(row)
+    return dataclasses.replace(stored, lists_text=tuple((r["name"], r["entries"]) for r in lists))
 
 
 async def active_version(pool: Pool) -> int | None:

@@ -57,6 +57,8 @@ def as_str_list(value: object, path: str) -> list[str]:
             raise PolicyError(f"{path}[{i}]", f"expected a non-empty string, got {_kind(item)}")
         if len(item) > _MAX_TEXT:
             raise PolicyError(f"{path}[{i}]", f"longer than {_MAX_TEXT} characters")
+        if not item.isprintable():  # also what lets the store hand lists over newline-joined
+            raise PolicyError(f"{path}[{i}]", "control characters are not allowed")
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 
 import pytest
 from redis.asyncio import Redis
@@ -14,9 +15,9 @@ from shared.errors import PolicyError
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.policy.holder import PolicyHolder
-from shared.policy.model import Action, DecisionRequest, Operation
+from shared.policy.model import Action, DecisionRequest, Operation, Transfer
 from shared.policy.snapshot import decide
-from shared.policy.store import activate, list_versions, load_active, publish
+from shared.policy.store import activate, compile_stored, list_versions, load_active, publish
 
 KEYGEN = DecisionRequest("cobo_tss", Operation.KEYGEN, "k", node_ids=("a", "b"), threshold=2)
 
@@ -140,3 +141,27 @@ async def test_activate_promotes_a_shadow_and_rolls_back(
     with pytest.raises(PolicyError) as missing:
         await activate(db, redis, keys, 99, published_by="b")
     assert missing.value.path == "version"
+
+
+async def test_the_holder_compiles_named_lists_as_published(
+    db: Pool, redis: Redis, keys: RedisKeys, holders: HolderFactory
+) -> None:
+    text = (
+        "lists:\n  deny: ['0xAB00000000000000000000000000000000000001', 'TXyz']\n  empty: []\n"
+        "rules:\n  - {id: d, kind: destinations, deny_lists: [deny, empty]}\n"
+        "  - {id: l, kind: amount_limit, max_amount: '5'}\n"
+    )
+    await publish(db, redis, keys, text, published_by="test")
+    holder = await holders()
+    snapshot = holder.current
+    assert snapshot is not None
+    stored = await load_active(db)
+    assert stored is not None
+    assert snapshot.transfer_rules == compile_stored(stored).transfer_rules  # the lists-apart path agrees
+
+    def pay(to: str) -> Action:
+        transfer = Transfer("TRON", "USDT", Decimal("1"), to)
+        return decide(snapshot, DecisionRequest("uuwallet", Operation.WITHDRAW, "w", transfers=(transfer,))).action
+
+    assert pay("0xab00000000000000000000000000000000000001") is Action.REJECT
+    assert pay("TXyz") is Action.REJECT and pay("txyz") is Action.APPROVE
