@@ -201,6 +201,7 @@ class CoboTssSettings:
     issuer: str = "callgate"
     response_ttl_minutes: float = 2.0
     token_leeway_seconds: float = 30.0
+    sign_in_thread: bool = False  # sign answers in the default thread pool (cryptography frees the GIL)
 
 
 def _cobo_tss(env: Env) -> CoboTssSettings | None:
@@ -224,6 +225,7 @@ def _cobo_tss(env: Env) -> CoboTssSettings | None:
         issuer=_str(env, "CALLGATE_COBO_TSS_ISSUER", "callgate"),
         response_ttl_minutes=_float(env, "CALLGATE_COBO_TSS_RESPONSE_TTL_MINUTES", 2.0, minimum=0.5),
         token_leeway_seconds=_float(env, "CALLGATE_COBO_TSS_TOKEN_LEEWAY_SECONDS", 30.0),
+        sign_in_thread=_bool(env, "CALLGATE_COBO_TSS_SIGN_IN_THREAD", False),
     )
 
 

@@ -17,6 +17,7 @@ throughput; more gateway processes do.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -72,16 +73,16 @@ async def check(request: web.Request) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         count(request, PROVIDER, "too_large")
-        return _answer(config, ResponseStatus.INVALID_REQUEST, "", "request body too large")
+        return await _answer(config, ResponseStatus.INVALID_REQUEST, "", "request body too large")
     try:
         parsed = _read(request, body, config.node_public_key, parse_request)
     except TokenRejected as e:
-        return _answer(config, ResponseStatus.INVALID_TOKEN, "", str(e))
+        return await _answer(config, ResponseStatus.INVALID_TOKEN, "", str(e))
     except InvalidInput as e:
-        return _answer(config, ResponseStatus.INVALID_REQUEST, "", str(e))
+        return await _answer(config, ResponseStatus.INVALID_REQUEST, "", str(e))
     if parsed.request_type == RequestType.PING:
         _count_decision(request, "ping", Action.APPROVE, "ping")
-        return _answer(config, ResponseStatus.OK, parsed.request_id, "", Action.APPROVE)
+        return await _answer(config, ResponseStatus.OK, parsed.request_id, "", Action.APPROVE)
     return await _decide(request, config, parsed, body)
 
 
@@ -109,11 +110,11 @@ async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTss
     except (RedisError, OSError) as e:
         logger.warning("cobo_tss %s: decision memo unavailable (%s)", parsed.request_id, type(e).__name__)
         count(request, PROVIDER, "unavailable")
-        return _answer(config, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "decision store unavailable")
+        return await _answer(config, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "decision store unavailable")
     if previous is None:
         count(request, PROVIDER, "accepted")
         _count_decision(request, parsed.type_label, decision.action, _first_code(decision))
-        return _answer(config, ResponseStatus.OK, parsed.request_id, _error(decision), decision.action)
+        return await _answer(config, ResponseStatus.OK, parsed.request_id, _error(decision), decision.action)
     return await _repeat(request, config, parsed, event, content, previous)
 
 
@@ -130,13 +131,14 @@ async def _repeat(
     if earlier.get("fp") == content:
         count(request, PROVIDER, "duplicate")
         action = Action.APPROVE if earlier.get("action") == Action.APPROVE.value else Action.REJECT
-        return _answer(config, ResponseStatus.OK, parsed.request_id, str(earlier.get("error", "")), action)
+        return await _answer(config, ResponseStatus.OK, parsed.request_id, str(earlier.get("error", "")), action)
     logger.warning("cobo_tss %s: request_id reused with different content: refused as a replay", parsed.request_id)
     count(request, PROVIDER, "replay")
     request.app[METRICS].decision_replays.labels(PROVIDER).inc()
     _count_decision(request, parsed.type_label, Action.REJECT, _REPLAY.code)
     await _audit_replay(request, parsed, event, content)
-    return _answer(config, ResponseStatus.OK, parsed.request_id, f"{_REPLAY.code}: {_REPLAY.detail}", Action.REJECT)
+    error = f"{_REPLAY.code}: {_REPLAY.detail}"
+    return await _answer(config, ResponseStatus.OK, parsed.request_id, error, Action.REJECT)
 
 
 async def _audit_replay(request: web.Request, parsed: CoboTssRequest, event: EventEnvelope, content: str) -> None:
@@ -199,13 +201,19 @@ def _options(config: CoboTssSettings) -> VerifyOptions:
     return VerifyOptions(leeway_s=config.token_leeway_seconds)
 
 
-def _answer(
+async def _answer(
     config: CoboTssSettings, status: ResponseStatus, request_id: str, error: str, action: Action = Action.REJECT
 ) -> web.Response:
     """The signed answer token as a bare text/plain body (what the Python/Java templates send)."""
     response = CoboTssResponse(request_id, status, action, error)
     claims = response_claims(response, issuer=config.issuer, ttl_minutes=config.response_ttl_minutes, now=time.time())
-    return web.Response(text=sign_rs256(claims, config.private_key), content_type="text/plain")
+    if config.sign_in_thread:
+        # cryptography releases the GIL while it signs, so the loop can parse the next requests
+        # meanwhile; it pays only when a core is idle (see the module docstring).
+        token = await asyncio.get_running_loop().run_in_executor(None, sign_rs256, claims, config.private_key)
+    else:
+        token = sign_rs256(claims, config.private_key)
+    return web.Response(text=token, content_type="text/plain")
 
 
 def _error(decision: Decision) -> str:

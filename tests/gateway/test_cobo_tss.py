@@ -361,3 +361,10 @@ async def test_event_route_is_off_without_an_event_key(cobo: Start) -> None:
     h = await cobo(event_public_key=None)
     response = await h.client.post("/cobo/tss-node/v2/event", data={"TSS_JWT_MSG": _event_token("ev-x")})
     assert response.status == 404 and (await response.json())["error"] == "not_found"
+
+
+async def test_answers_signed_in_a_thread_are_the_same_protocol(cobo: Start) -> None:
+    h = await cobo(sign_in_thread=True)
+    answers = await asyncio.gather(*(h.check(samples.keygen(f"thr-{i}")) for i in range(8)))
+    assert {(a["status"], a["action"]) for a in answers} == {(0, "APPROVE")}
+    assert sorted(a["request_id"] for a in answers) == sorted(f"thr-{i}" for i in range(8))
