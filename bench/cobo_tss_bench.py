@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +51,8 @@ from shared.providers.cobo_tss import CoboTssResponse, ResponseStatus, response_
 RESULTS = Path(__file__).parent / "results"
 BITS = (2048, 4096)
 PROCESSES = (1, 2)
+# (gateway processes, answers signed in the thread pool)
+VARIANTS = ((1, False), (1, True), (2, False))
 CHECK = "/cobo/tss-node/v2/check"
 POSTGRES_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Approves the sample key-sign requests: every request runs the whole rule set, not the
@@ -84,35 +87,37 @@ def signing_rate(key: rsa.RSAPrivateKey, seconds: float) -> dict[str, float]:
     """Sign complete answer tokens back to back on this core for `seconds`; return rate and mean."""
     response = CoboTssResponse("bench-request", ResponseStatus.OK, Action.APPROVE)
     count = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     deadline = start + seconds
     while time.perf_counter() < deadline:
         sign_rs256(response_claims(response, issuer="callgate", ttl_minutes=2, now=time.time()), key)
         count += 1
-    elapsed = time.perf_counter() - start
-    return {"tokens": count, "seconds": elapsed, "per_second": count / elapsed, "mean_ms": 1000 * elapsed / count}
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"tokens": count, "per_second": count / elapsed, "cpu_ms": 1000 * cpu / count}
 
 
-def _rate_from_pem(pem: bytes, seconds: float) -> float:
+def _rate_from_pem(pem: bytes, seconds: float) -> dict[str, float]:
     key = serialization.load_pem_private_key(pem, password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     signing_rate(key, min(0.5, seconds))  # warm-up
-    return signing_rate(key, seconds)["per_second"]
+    return signing_rate(key, seconds)
 
 
-def machine_rate(pem: bytes, processes: int, seconds: float) -> float:
-    """Signatures per second with `processes` signing processes at once (one per core)."""
+def machine_rate(pem: bytes, processes: int, seconds: float) -> tuple[float, float]:
+    """Signatures per second with `processes` signing at once (one per core), and CPU ms per signature."""
     with ProcessPoolExecutor(processes) as pool:
-        return sum(pool.map(_rate_from_pem, [pem] * processes, [seconds] * processes))
+        runs = list(pool.map(_rate_from_pem, [pem] * processes, [seconds] * processes))
+    return sum(r["per_second"] for r in runs), sum(r["cpu_ms"] for r in runs) / len(runs)
 
 
 def run_sign(keys: dict[int, bytes], seconds: float) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for bits, pem in keys.items():
         rates = {p: machine_rate(pem, p, seconds) for p in PROCESSES}
-        results[str(bits)] = {f"{p}_proc_per_second": rate for p, rate in rates.items()}
-        line = "   ".join(f"{p} proc {rate:8.1f}/s" for p, rate in rates.items())
-        print(f"RSA-{bits} pure signing: {line}   ({1000 / rates[1]:.3f} ms per signature)")
+        cpu_ms = rates[1][1]
+        results[str(bits)] = {f"{p}_proc_per_second": rate for p, (rate, _) in rates.items()} | {"cpu_ms": cpu_ms}
+        line = "   ".join(f"{p} proc {rate:8.1f}/s" for p, (rate, _) in rates.items())
+        print(f"RSA-{bits} pure signing: {line}   ({cpu_ms:.3f} CPU ms per signature)")
     return results
 
 
@@ -192,10 +197,9 @@ def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connec
             count = int(sign[str(bits)][f"{max(PROCESSES)}_proc_per_second"] * (seconds + 3) * 1.2)
             tokens = presign(_pem_private(node), f"b{bits}", count)
             (data / f"tokens-{bits}.txt").write_text("\n".join(tokens) + "\n")
-            for processes in PROCESSES:
-                result = _route_run(bits, processes, data, redis, database_url, seconds, connections)
-                machine = sign[str(bits)][f"{processes}_proc_per_second"]
-                rows.append(_row(result, bits, processes, machine, len(tokens)))
+            for processes, threaded in VARIANTS:
+                run = _route_run(bits, processes, threaded, data, redis, database_url, seconds, connections)
+                rows.append(_row(*run, bits, processes, threaded, sign[str(bits)], len(tokens)))
     finally:
         redis.stop()
         asyncio.run(_drop_database(database))
@@ -203,8 +207,15 @@ def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connec
 
 
 def _route_run(
-    bits: int, processes: int, data: Path, redis: EmbeddedRedis, database_url: str, seconds: int, connections: int
-) -> LoadResult:
+    bits: int,
+    processes: int,
+    threaded: bool,
+    data: Path,
+    redis: EmbeddedRedis,
+    database_url: str,
+    seconds: int,
+    connections: int,
+) -> tuple[LoadResult, float]:
     _forget_decisions(redis.url)  # every token is a first request again
     port = free_port()
     env = {
@@ -215,24 +226,46 @@ def _route_run(
         "CALLGATE_LOG_LEVEL": "WARNING",
         "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE": str(data / f"node-{bits}.pub"),
         "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE": str(data / f"ours-{bits}.pem"),
+        "CALLGATE_COBO_TSS_SIGN_IN_THREAD": "true" if threaded else "false",
     }
-    gateway = start([sys.executable, "-m", "callgate.cli", "gateway", "--processes", str(processes)], port, env)
+    cmd = [sys.executable, "-m", "callgate.cli", "gateway", "--processes", "1", "--reuse-port"]
+    # One process per gateway, each our own child (SO_REUSEPORT shares the port), so that the
+    # CPU each one spends is readable and every one of them is stopped.
+    gateways = [start(cmd, port, env)]
+    gateways += [
+        subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL) for _ in range(processes - 1)
+    ]
     url = f"http://127.0.0.1:{port}{CHECK}"
     lua = LUA % (data / f"tokens-{bits}.txt")
     try:
-        ours = serialization.load_pem_private_key((data / f"ours-{bits}.pem").read_bytes(), password=None)
-        assert isinstance(ours, rsa.RSAPrivateKey)
-        probe = (data / f"tokens-{bits}.txt").read_text().splitlines()[-1]
-        answer = _check_answer(url, probe, ours)
-        print(
-            f"RSA-{bits}, {processes} proc: probe answer {answer['status']} {answer['action']} {answer['error'][:60]}"
-        )
+        _probe(url, bits, processes, data)
         # A warm-up too short to report latencies (an overloaded machine) still warmed up.
         with contextlib.suppress(KeyError, AttributeError):
             run_wrk("warmup", url, lua, seconds=2, connections=connections)
-        return run_wrk(f"check RSA-{bits} {processes} proc", url, lua, seconds=seconds, connections=connections)
+        cpu = _cpu_seconds(gateways)
+        name = f"check RSA-{bits} {processes} proc" + (" thread" if threaded else "")
+        result = run_wrk(name, url, lua, seconds=seconds, connections=connections)
+        return result, _cpu_seconds(gateways) - cpu
     finally:
-        stop(gateway)
+        for gateway in gateways:
+            stop(gateway)
+
+
+def _probe(url: str, bits: int, processes: int, data: Path) -> None:
+    ours = serialization.load_pem_private_key((data / f"ours-{bits}.pem").read_bytes(), password=None)
+    assert isinstance(ours, rsa.RSAPrivateKey)
+    probe = (data / f"tokens-{bits}.txt").read_text().splitlines()[-1]
+    answer = _check_answer(url, probe, ours)
+    print(f"RSA-{bits}, {processes} proc: probe answer {answer['status']} {answer['action']} {answer['error'][:60]}")
+
+
+def _cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for proc in processes:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _forget_decisions(redis_url: str) -> None:
@@ -246,14 +279,24 @@ def _forget_decisions(redis_url: str) -> None:
     client.close()
 
 
-def _row(result: LoadResult, bits: int, processes: int, machine: float, tokens: int) -> dict[str, Any]:
+def _row(
+    result: LoadResult, cpu: float, bits: int, processes: int, threaded: bool, sign: dict[str, float], tokens: int
+) -> dict[str, Any]:
+    machine = sign[f"{processes}_proc_per_second"]
     ratio = result.requests_per_s / machine
+    cpu_ms = 1000 * cpu / max(result.requests, 1)
+    # Signing's share of the route's CPU: the throughput ratio a machine with cores to spare
+    # for the client would show; unlike the wall-clock ratio it does not move with other load.
+    cpu_ratio = sign["cpu_ms"] / cpu_ms
     print(
-        f"{result.name:<24} {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f}"
-        f"  pure signing {machine:8.1f}/s  ratio {ratio:5.1%}  non-2xx {result.non_2xx} errors {result.errors}"
+        f"{result.name:<31} {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f}"
+        f"  pure signing {machine:8.1f}/s  ratio {ratio:5.1%}  CPU {cpu_ms:.3f} ms/request (signing {cpu_ratio:5.1%})"
     )
-    return {**result.__dict__, "bits": bits, "processes": processes, "pure_signing_per_second": machine,
-            "ratio_to_pure_signing": round(ratio, 3), "distinct_tokens": tokens}  # fmt: skip
+    return {**result.__dict__, "bits": bits, "processes": processes, "sign_in_thread": threaded,
+            "pure_signing_per_second": machine,
+            "ratio_to_pure_signing": round(ratio, 3), "cpu_ms_per_request": round(cpu_ms, 4),
+            "cpu_ms_per_signature": round(sign["cpu_ms"], 4), "signing_share_of_cpu": round(cpu_ratio, 3),
+            "distinct_tokens": tokens}  # fmt: skip
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
