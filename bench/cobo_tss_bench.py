@@ -242,10 +242,17 @@ def _route_run(
         # A warm-up too short to report latencies (an overloaded machine) still warmed up.
         with contextlib.suppress(KeyError, AttributeError):
             run_wrk("warmup", url, lua, seconds=2, connections=connections)
-        cpu = _cpu_seconds(gateways)
         name = f"check RSA-{bits} {processes} proc" + (" thread" if threaded else "")
-        result = run_wrk(name, url, lua, seconds=seconds, connections=connections)
-        return result, _cpu_seconds(gateways) - cpu
+        for attempt in range(3):  # wrk omits percentiles when an overloaded run completes too little
+            cpu = _cpu_seconds(gateways)
+            try:
+                result = run_wrk(name, url, lua, seconds=seconds, connections=connections)
+            except (KeyError, AttributeError):
+                if attempt == 2:
+                    raise
+                continue
+            return result, _cpu_seconds(gateways) - cpu
+        raise AssertionError("unreachable")
     finally:
         for gateway in gateways:
             stop(gateway)
