@@ -334,6 +334,10 @@ def workers() -> dict[str, Any]:
                 ),
             ],
             [
+                timeseries("Risk findings", [per("check, severity", "callgate_risk_findings_total")], unit="ops"),
+                timeseries("Wallets frozen", [per("check", "callgate_risk_freezes_total", fn="increase")]),
+            ],
+            [
                 timeseries(
                     "Job throughput per worker",
                     [per("instance", "callgate_jobs_total")],
