@@ -58,8 +58,9 @@ async def assess(d: WorkerDeps, config: RiskConfig, f: Facts) -> list[Finding]:
     """The job without arq."""
     velocity = Velocity(d.redis, d.keys.namespace("risk:velocity"))
     event = f"{f.provider}:{f.idempotency_key}"
+    summed = [limit.max_amount is not None for limit in config.velocity]
     measures = await velocity.add(
-        _scopes(f), event=event, at=f.received_at, amount=f.amount, windows_s=config.windows_s
+        _scopes(f), event=event, at=f.received_at, amount=f.amount, windows_s=config.windows_s, summed=summed
     )
     rejects = 0
     if f.rejected and f.wallet is not None:

@@ -13,8 +13,10 @@ from decimal import Decimal
 
 from redis.asyncio import Redis
 
-# KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then n windows (ms).
-# Returns, per key, per window: {count, sum as a string}.
+# KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then per window its
+# length (ms) and whether to sum amounts (1/0). Returns, per key, per window: {count, sum}.
+# Counting is ZCOUNT (O(log n)); summing walks the window's members, so only windows with an
+# amount limit pay for it.
 _ADD_AND_MEASURE = """
 local at, member, horizon, n = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
@@ -23,12 +25,14 @@ for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (at - horizon))
   redis.call('PEXPIRE', key, horizon)
   for w = 1, n do
-    local members = redis.call('ZRANGEBYSCORE', key, at - tonumber(ARGV[4 + w]), '+inf')
+    local since = at - tonumber(ARGV[3 + 2 * w])
     local total = 0
-    for _, m in ipairs(members) do
-      total = total + (tonumber(string.match(m, '|([^|]*)$')) or 0)
+    if ARGV[4 + 2 * w] == '1' then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, since, '+inf')) do
+        total = total + (tonumber(string.match(m, '|([^|]*)$')) or 0)
+      end
     end
-    out[#out + 1] = {#members, tostring(total)}
+    out[#out + 1] = {redis.call('ZCOUNT', key, since, '+inf'), tostring(total)}
   end
 end
 return out
@@ -51,14 +55,25 @@ class Velocity:
         self._script = redis.register_script(_ADD_AND_MEASURE)
 
     async def add(
-        self, scopes: Sequence[str], *, event: str, at: float, amount: Decimal | None, windows_s: Sequence[int]
+        self,
+        scopes: Sequence[str],
+        *,
+        event: str,
+        at: float,
+        amount: Decimal | None,
+        windows_s: Sequence[int],
+        summed: Sequence[bool] | None = None,
     ) -> list[Measure]:
-        """Record the event in every scope and measure each window, in one round trip."""
+        """Record the event in every scope and measure each window, in one round trip.
+
+        `summed[i]` says whether window i needs the amount total (else its total is 0).
+        """
         if not scopes or not windows_s:
             return []
         keys = [f"{self._prefix}:{scope}" for scope in scopes]
         args: list[str | int] = [int(at * 1000), f"{event}|{amount or 0}", max(windows_s) * 1000, len(windows_s)]
-        args += [w * 1000 for w in windows_s]
+        for window, wanted in zip(windows_s, summed or [False] * len(windows_s), strict=True):
+            args += [window * 1000, 1 if wanted else 0]
         flat = await self._script(keys=keys, args=args)
         measures = []
         for i, (count, total) in enumerate(flat):
