@@ -23,7 +23,10 @@ from aiohttp import web
 from callgate.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
 from gateway.app import create_app
 from shared.config import Settings
-from shared.db import migrate
+from shared.db import create_pool, migrate
+from shared.keys import RedisKeys
+from shared.policy.store import active_version, publish
+from shared.redis import create_redis
 from workers.main import serve as serve_worker
 
 logger = logging.getLogger(__name__)
@@ -98,9 +101,33 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+EXAMPLE_POLICY = Path(__file__).parents[1] / "deploy" / "policy.example.yaml"
+
+
+async def ensure_policy(settings: Settings) -> int | None:
+    """Publish the example policy when none is active, so synchronous providers answer from a
+    real document (and say why) instead of failing closed with `no_policy`."""
+    if not EXAMPLE_POLICY.exists():
+        return None
+    pool = await create_pool(settings.database_url, max_size=1)
+    redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
+    try:
+        if await active_version(pool) is not None:
+            return None
+        text = EXAMPLE_POLICY.read_text()
+        published = await publish(pool, redis, RedisKeys(settings.key_prefix), text, published_by="callgate dev")
+        return published.policy.version
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
 async def run_stack(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Gateway and one worker in this event loop until SIGINT/SIGTERM."""
     await ensure_database(settings.database_url)
+    version = await ensure_policy(settings)
+    if version is not None:
+        logger.info("published %s as policy version %d (dev default)", EXAMPLE_POLICY.name, version)
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()

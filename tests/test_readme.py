@@ -71,6 +71,7 @@ def test_scripts_dev_runs_the_stack_on_embedded_servers_on_non_default_ports(tmp
         banner = (tmp_path / "dev.log").read_text()
         assert f"redis://127.0.0.1:{ports['redis']}" in banner
         assert f"127.0.0.1:{ports['postgres']}/callgate" in banner
+        assert "published policy.example.yaml as policy version 1" in banner  # sync providers decide
         # The banner's sample curl, as printed.
         curl = re.search(r"(curl -s -X POST .*?\}')", banner, re.S)
         assert curl is not None
