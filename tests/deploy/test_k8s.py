@@ -72,7 +72,11 @@ def test_secret_files_named_in_the_config_are_mounted_from_the_secret() -> None:
     for pod_name, spec in _pod_specs():
         mounts = {m["mountPath"]: m["name"] for c in spec["containers"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
-        assert volumes[mounts["/run/secrets/callgate"]]["secret"]["secretName"] == "callgate-secrets", pod_name
+        secret = volumes[mounts["/run/secrets/callgate"]]["secret"]
+        assert secret["secretName"] == "callgate-secrets", pod_name
+        # Files are root-owned: the non-root user reads them through its group (fsGroup).
+        context = spec["securityContext"]
+        assert secret["defaultMode"] & 0o040 and context["fsGroup"] == context["runAsGroup"], pod_name
 
 
 def test_probes_use_the_routes_and_ports_callgate_serves() -> None:
