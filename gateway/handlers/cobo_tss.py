@@ -37,6 +37,7 @@ from gateway.middleware import error_response
 from shared.config import CoboTssSettings
 from shared.errors import InvalidInput, QueueUnavailable
 from shared.jobs import EventEnvelope, key_hash
+from shared.policy import shadow
 from shared.policy.model import Action, Decision, Reason
 from shared.policy.requests import request_to_data
 from shared.policy.snapshot import decide
@@ -90,6 +91,9 @@ async def check(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTssRequest, body: bytes) -> web.Response:
     assessment = assess(parsed)
     decision, seconds = _evaluate(request, assessment)
+    # After the answer; the request is in the payload already; a codec rejection is not the policy's.
+    source = None if assessment.rejections else request.app.get(POLICY)
+    audit = shadow.audit(source, assessment.request, decision, metrics=request.app[METRICS], with_request=False)
     content = fingerprint(parsed)
     memo = orjson.dumps({"fp": content, "action": decision.action.value, "error": _error(decision)})
     event = envelope(
@@ -100,7 +104,7 @@ async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTss
         body=body,
         payload={"request": request_to_data(assessment.request), "fingerprint": content},
         status=decision.action.value.lower(),
-        decision=_decision_data(decision, seconds),
+        decision=_decision_data(decision, seconds) | audit,
         policy_version=decision.policy_version,
     )
     keys = request.app[REDIS_KEYS]
@@ -128,7 +132,13 @@ async def _repeat(
     raw: bytes,
 ) -> web.Response:
     """A request_id seen before: the first answer if the content is the same, else a replay."""
-    earlier = orjson.loads(raw)
+    try:
+        earlier = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        earlier = None
+    if not isinstance(earlier, dict):  # not a memo we wrote: refuse, but with a signed answer
+        logger.error("cobo_tss %s: unreadable decision memo", parsed.request_id)
+        return await _answer(config, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "unreadable decision memo")
     if earlier.get("fp") == content:
         count(request, PROVIDER, "duplicate")
         action = Action.APPROVE if earlier.get("action") == Action.APPROVE.value else Action.REJECT

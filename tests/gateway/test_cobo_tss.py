@@ -26,6 +26,8 @@ from callgate.cobo_tss_demo import KEY_VARIABLE, send_cobo_tss
 from gateway.app import create_app
 from gateway.keys import METRICS, POLICY
 from shared.config import CoboTssSettings, Settings
+from shared.jobs import key_hash
+from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.policy.document import parse_document
 from shared.policy.snapshot import PolicySnapshot, compile_snapshot
@@ -368,3 +370,10 @@ async def test_answers_signed_in_a_thread_are_the_same_protocol(cobo: Start) -> 
     answers = await asyncio.gather(*(h.check(samples.keygen(f"thr-{i}")) for i in range(8)))
     assert {(a["status"], a["action"]) for a in answers} == {(0, "APPROVE")}
     assert sorted(a["request_id"] for a in answers) == sorted(f"thr-{i}" for i in range(8))
+
+
+async def test_an_unreadable_memo_gets_a_signed_status_30(cobo: Start, redis: Redis) -> None:
+    h = await cobo()
+    await redis.set(RedisKeys(h.settings.key_prefix).memo("cobo_tss", key_hash("cobo_tss", "garbled")), b"[1, 2")
+    answer = await h.check(samples.keygen("garbled"))
+    assert (answer["status"], answer["action"], answer["request_id"]) == (30, "REJECT", "garbled")
