@@ -181,3 +181,31 @@ def check_promql(expr: str) -> list[str]:
         known |= samples[name][1]
     problems += [f"unknown label {label}" for label in sorted(promql_labels(expr) - known)]
     return problems
+
+
+_MATCHER_VALUE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"([^"]*)"')
+
+
+@cache
+def _code_literals() -> frozenset[str]:
+    """Every string literal in the code that emits metrics (label values come from these)."""
+    literals: set[str] = set()
+    for package in ("gateway", "workers", "shared"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    literals.add(node.value)
+    return frozenset(literals)
+
+
+def unknown_label_values(expr: str) -> list[str]:
+    """Label values an expression matches on that no code could emit (typos like outcome="spool")."""
+    problems = []
+    for match in _MATCHER.finditer(expr):
+        for label, op, value in _MATCHER_VALUE.findall(match[1]):
+            if label in TARGET_LABELS:
+                continue
+            values = value.split("|") if op == "=~" else [value]
+            # `$provider`: a Grafana template variable, filled in from label values at view time.
+            problems += [f'{label}="{v}"' for v in values if v not in _code_literals() and not v.startswith("$")]
+    return problems

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from tests.deploy.manifests import DEPLOY, check_promql, load_yaml
+from tests.deploy.manifests import DEPLOY, check_promql, load_yaml, unknown_label_values
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
@@ -47,7 +47,7 @@ def test_every_dashboard_query_names_defined_metrics_and_labels() -> None:
         f"{name}: {title}": found
         for name, dashboard in _dashboards().items()
         for title, expr in _queries(dashboard)
-        if (found := check_promql(expr))
+        if (found := check_promql(expr) + unknown_label_values(expr))
     }
     assert problems == {}
 

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.manifests import DEPLOY, check_promql, load_yaml, promql_labels, promql_metrics
+from tests.deploy.manifests import (
+    DEPLOY,
+    check_promql,
+    load_yaml,
+    promql_labels,
+    promql_metrics,
+    unknown_label_values,
+)
 
 PROMETHEUS = DEPLOY / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
@@ -51,6 +58,12 @@ def test_every_alert_queries_defined_metrics_and_labels() -> None:
     problems = {rule["alert"]: check_promql(rule["expr"]) for rule in _rules()}
     assert {name: p for name, p in problems.items() if p} == {}
     assert all(promql_metrics(rule["expr"]) for rule in _rules() if rule["alert"] != "CallgateTargetDown")
+
+
+def test_alerts_match_label_values_the_code_emits() -> None:
+    assert unknown_label_values('callgate_callbacks_total{outcome=~"spooled|spool",job="x"}') == ['outcome="spool"']
+    problems = {rule["alert"]: unknown_label_values(rule["expr"]) for rule in _rules()}
+    assert {name: p for name, p in problems.items() if p} == {}
 
 
 def test_every_alert_has_severity_summary_and_runbook() -> None:
