@@ -96,6 +96,24 @@ def test_gateways_and_workers_wait_for_the_migration() -> None:
     assert _services()["migrate"]["restart"] == "no"
 
 
+def test_healthchecks_probe_routes_and_ports_callgate_serves() -> None:
+    from gateway.routes import ROUTES
+
+    always_on = {r.path for r in ROUTES if r.provider is None and r.method == "GET"}
+    env = _service_env(_callgate_services()["gateway-1"])
+    ports = {"gateway": env["CALLGATE_PORT"], "worker": env["CALLGATE_WORKER_METRICS_PORT"]}
+    checked = 0
+    for name, service in _callgate_services().items():
+        verb = cli_verb(service["command"])
+        if verb not in ports:
+            continue
+        url = re.findall(r"http://127\.0\.0\.1:(\d+)(/\w+)", " ".join(service["healthcheck"]["test"]))
+        assert url and url[0][0] == ports[verb], name
+        assert url[0][1] in (always_on if verb == "gateway" else {"/healthz"}), name
+        checked += 1
+    assert checked == 4
+
+
 def test_redis_is_durable_and_never_evicts() -> None:
     command = " ".join(_services()["redis"]["command"])
     assert "--appendonly yes" in command
