@@ -8,6 +8,7 @@ not the gateway (it never serves callbacks), which is why it may use that one wo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ from shared.jobs import DELIVER_NOTIFICATION
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
+from shared.policy import store
+from shared.policy.replay import ReplayReport, replay_recorded
 from workers.deliver import job_id
 
 
@@ -54,3 +57,12 @@ async def breaker_states(arq: ArqRedis, prefix: str, ids: Sequence[int]) -> dict
     breaker = Breaker(arq, RedisKeys(prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1)
     now = time.time()
     return {i: await breaker.state(i, now) for i in ids}
+
+
+async def test_policy(pool: Pool, version: int) -> ReplayReport | None:
+    """Decide the latest recorded requests under a stored version (None: no such version)."""
+    stored = await store.load_version(pool, version, document_as_text=True)
+    if stored is None:
+        return None
+    snapshot = await asyncio.to_thread(store.compile_stored, stored)  # CPU-bound, as in the holders
+    return await replay_recorded(pool, snapshot)

@@ -9,6 +9,7 @@ from gateway.console import actions, events, operations
 from gateway.console.keys import OPTIONS, POOL, REDIS
 from gateway.console.render import local_value, render, text_param, time_param, with_query
 from gateway.keys import SETTINGS
+from shared.errors import PolicyError
 from shared.jobs import DELIVER_NOTIFICATION
 from shared.notify import subscribers
 
@@ -116,11 +117,15 @@ async def subscriber_list(request: web.Request) -> web.Response:
 
 
 async def policies(request: web.Request) -> web.Response:
-    diff_text = text_param(request, "diff", max_length=9)
-    new = int(diff_text) if diff_text and diff_text.isdigit() else None
+    new = _int_param(request, "diff")
+    tested = _int_param(request, "test")
     async with request.app[POOL].acquire() as conn:
         versions = await operations.policy_versions(conn)
         diff = None if new is None else await operations.policy_diff(conn, new - 1, new)
+    try:
+        report = None if tested is None else await actions.test_policy(request.app[POOL], tested)
+    except PolicyError as e:
+        raise web.HTTPUnprocessableEntity(text=f"version {tested} does not compile: {e}") from None
     return render(
         request,
         "policies.html",
@@ -130,7 +135,14 @@ async def policies(request: web.Request) -> web.Response:
         diff=diff,
         diff_old=(new or 1) - 1,
         diff_new=new,
+        tested=tested,
+        report=report,
     )
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    text = text_param(request, name, max_length=9)
+    return int(text) if text and text.isdigit() else None
 
 
 async def tss(request: web.Request) -> web.Response:

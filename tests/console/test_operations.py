@@ -11,11 +11,14 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.config import Settings
-from shared.db import Pool
+from shared.db import Pool, insert_events
+from shared.keys import RedisKeys
 from shared.notify import subscribers
+from shared.policy import store as policy_store
 from tests.conftest import RunWorker
 from tests.console.conftest import Console, post_form
 from tests.receiver import Receiver
+from tests.shared.test_policy_replay import recorded
 from tests.workers.notify_support import notify_env, store, wyre_event
 from workers.deliver import deliver
 
@@ -149,3 +152,17 @@ async def test_tss_requests_show_reported_against_waas(console: Console, db: Poo
     assert found is not None and "tss-0" in first and "tss-1" not in first
     second = await (await paged.get(html.unescape(found.group(1)))).text()
     assert "tss-1" in second and "tss-0" not in second and 'rel="next"' not in second
+
+
+async def test_a_policy_version_is_tested_on_recorded_decisions(
+    console: Console, db: Pool, redis: Redis, settings: Settings
+) -> None:
+    async with db.acquire() as conn:
+        await insert_events(conn, [recorded("small-1", "10", "APPROVE"), recorded("large-1", "5000", "APPROVE")])
+    text = '{"rules": [{"id": "usdt", "kind": "amount_limit", "max_amount": "1000"}]}'
+    published = await policy_store.publish(db, redis, RedisKeys(settings.key_prefix), text, published_by="test")
+    client = await console()
+    page = await (await client.get("/policies", params={"test": str(published.policy.version)})).text()
+    assert "2 recorded decision requests" in page and "1 would be answered differently" in page
+    assert "large-1" in page and "amount_over_limit" in page and "small-1" not in page
+    assert "No version 99." in await (await client.get("/policies", params={"test": "99"})).text()
