@@ -70,12 +70,14 @@ class DeadLetterRow:
     reason: str
     created_at: dt.datetime
     subscriber: str | None  # notifications only
+    subscriber_enabled: bool | None
     event_id: int | None
     event_type: str | None
 
 
 _LETTERS = """
-SELECT d.id, d.job, d.ref, d.reason, d.created_at, s.name AS subscriber, n.event_id, n.event_type
+SELECT d.id, d.job, d.ref, d.reason, d.created_at, s.name AS subscriber, s.enabled AS subscriber_enabled,
+       n.event_id, n.event_type
 FROM dead_letters d
 LEFT JOIN notifications n ON d.job = $1 AND n.id = d.ref
 LEFT JOIN subscribers s ON s.id = n.subscriber_id

@@ -52,7 +52,7 @@ async def test_a_dead_notification_is_replayed_from_the_console_and_delivered(
     nid = await _dead_notification(db, settings, receiver, "books")
     client = await console()
     page = await (await client.get("/dead-letters")).text()
-    assert nid in page and "books" in page
+    assert nid in page and "books" in page and "disabled: enable it before replaying" in page
     subs = await (await client.get("/subscribers")).text()
     assert "disabled" in subs and "Enable books" in subs and "whsec_" not in subs
     assert "Subscribers" in await post_form(client, "/subscribers", "/subscribers/enable", {"name": "books"})
