@@ -7,6 +7,7 @@ own retry keeps the first job's 1-day expiry, and the schedule runs for about 33
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import random
@@ -73,8 +74,11 @@ async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
     clock = ctx.get(CLOCK) or time.time
     # No cookies: receivers are machines, and one receiver must not see another's.
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-        ctx[RUNTIME] = NotifyRuntime(session, policy, breaker, clock)
-        yield
+        ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, clock)
+        try:
+            yield
+        finally:
+            d.runtimes.pop(RUNTIME, None)
 
 
 def _runtime(ctx: JobCtx) -> NotifyRuntime:
@@ -105,15 +109,27 @@ async def enqueue(d: WorkerDeps, notification_id: str, attempt: int, *, at: floa
 
 
 async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
-    """Follow-up of every stored event: enqueue the first attempt of each of its notifications.
+    """Follow-up of every stored event: make the first attempt of each of its notifications.
 
     The rows were written with the event row (see `shared.notify.outbox`); this runs on every
-    `store_event` run, so a worker killed before the enqueue leaves nothing behind.
+    `store_event` run, so a worker killed before or during the attempt leaves nothing behind:
+    the re-run finds the attempt unrecorded and makes it again, with the same webhook-id. The
+    first attempt runs here, not as a job of its own, which saves a queue round trip (latency)
+    and a job (throughput); retries are jobs. Without a runtime (no worker resources) every
+    first attempt is enqueued instead.
     """
     async with d.pool.acquire() as conn:
         ids = await outbox.pending_for_event(conn, event.provider, event.idempotency_key)
-    for notification_id in ids:
-        await enqueue(d, notification_id, 1)
+    rt = d.runtimes.get(RUNTIME)
+    if not isinstance(rt, NotifyRuntime):
+        for notification_id in ids:
+            await enqueue(d, notification_id, 1)
+        return
+    results = await asyncio.gather(*(deliver(d, rt, notification_id, 1) for notification_id in ids))
+    for notification_id, result in zip(ids, results, strict=True):
+        d.metrics.notification_deliveries.labels(result.outcome).inc()
+        if result.outcome in ("deferred", "early"):
+            await enqueue(d, notification_id, 1, at=rt.clock() + result.wait_s)
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -135,7 +151,12 @@ async def deliver_notification(ctx: JobCtx, notification_id: str, attempt: int) 
     d.metrics.notification_deliveries.labels(result.outcome).inc()
     if result.outcome == "early" and int(ctx.get("job_try", 1)) >= EARLY_TRIES:
         return "stale"  # the attempt before it never landed: a replay reset the row meanwhile
-    if result.outcome in ("deferred", "early"):
+    if result.outcome == "deferred":
+        # Backing off: a subscriber at its cap is likely a slow one, and its waiting jobs must not
+        # spin through the worker's slots (that would starve everyone else).
+        tries = int(ctx.get("job_try", 1))
+        raise Retry(defer=min(result.wait_s * 2 ** min(tries - 1, 8), max(_runtime(ctx).policy.timeout_s, 1.0)))
+    if result.outcome == "early":
         raise Retry(defer=result.wait_s)
     return result.outcome
 

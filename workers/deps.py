@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,6 +24,9 @@ class WorkerDeps:
     keys: RedisKeys
     metrics: Metrics
     writer: EventWriter
+    # Per-process runtimes features open at start-up (worker resources), by feature name, so
+    # that follow-ups, which get these deps and no ctx, can reach them.
+    runtimes: dict[str, Any] = field(default_factory=dict)
 
 
 def deps(ctx: JobCtx) -> WorkerDeps:

@@ -8,7 +8,8 @@ per event, findings are unique per (event, check), and a freeze keeps its first 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from arq import Retry
 from arq.connections import ArqRedis
@@ -34,21 +35,44 @@ def _arq(d: WorkerDeps) -> ArqRedis:
     return d.redis
 
 
+@asynccontextmanager
+async def risk_resources(ctx: JobCtx) -> AsyncIterator[None]:
+    """Make the risk rules reachable from the follow-up (which gets deps, not ctx)."""
+    d = deps(ctx)
+    d.runtimes[CONFIG] = _config(ctx)
+    try:
+        yield
+    finally:
+        d.runtimes.pop(CONFIG, None)
+
+
+def _config(ctx: JobCtx) -> RiskConfig:
+    config = ctx.get(CONFIG) or RiskConfig()
+    assert isinstance(config, RiskConfig)
+    return config
+
+
 async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
-    """Follow-up of every stored event: one risk job per event (its job id makes repeats no-ops)."""
+    """Follow-up of every stored event: run the checks now, or enqueue them as a job.
+
+    Inline in the `store_event` job when the worker opened its risk runtime (one job per event
+    instead of two); every check is idempotent, so a re-run `store_event` is harmless.
+    """
     f = risk_facts.facts(event)
     if f.wallet is None and f.counterparty is None and f.amount is None and f.kyt_level is None:
         return  # nothing any check could look at (a ping, a key-generation step)
+    config = d.runtimes.get(CONFIG)
+    if isinstance(config, RiskConfig):
+        await assess(d, config, f)
+        return
     job_id = f"risk:{event.provider}:{key_hash(event.provider, event.idempotency_key)}"
     await _arq(d).enqueue_job(ASSESS_RISK, risk_facts.to_json(f), _job_id=job_id)
 
 
 async def assess_risk(ctx: JobCtx, facts: object) -> str:
     """Run every risk check on one event's facts; returns the checks it tripped, comma-separated."""
-    config = ctx.get(CONFIG) or RiskConfig()
-    assert isinstance(config, RiskConfig)
     try:
-        findings = await assess(deps(ctx), config, risk_facts.from_json(facts))
+        findings = await assess(deps(ctx), _config(ctx), risk_facts.from_json(facts))
     except TRANSIENT as e:
         raise Retry(defer=RETRY_S) from e
     return ",".join(f.check for f in findings) or "clean"

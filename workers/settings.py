@@ -29,7 +29,7 @@ from workers.deps import JobCtx, WorkerDeps
 from workers.reconcile import MAX_TRIES as RECONCILE_MAX_TRIES
 from workers.reconcile import reconcile_tss_request, waas_resources
 from workers.risk import MAX_TRIES as RISK_MAX_TRIES
-from workers.risk import assess_risk
+from workers.risk import assess_risk, risk_resources
 from workers.store import MAX_TRIES, store_event
 from workers.writer import EventWriter
 
@@ -91,6 +91,7 @@ def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overri
         ctx["resources"] = resources = AsyncExitStack()
         await resources.enter_async_context(waas_resources(ctx))
         await resources.enter_async_context(notify_resources(ctx))
+        await resources.enter_async_context(risk_resources(ctx))
         # <<< worker resources
 
     async def on_shutdown(ctx: JobCtx) -> None:

@@ -211,12 +211,14 @@ async def test_the_breaker_isolates_a_dead_subscriber_while_another_gets_everyth
 
     dead, alive = receiver.at("dead"), receiver.at("alive")
     assert len(alive) == 40
-    # Everything for "alive" arrived while the first attempts to "dead" were still hanging.
-    assert max(r.at for r in alive) < min(r.at for r in dead) + policy.timeout_s
+    # "alive" got its notifications while the first attempts to "dead" were still hanging (all but
+    # a straggler or two: "alive" has the same per-subscriber cap, and a capped attempt waits its turn).
+    hung_until = min(r.at for r in dead) + policy.timeout_s
+    assert sum(r.at < hung_until for r in alive) >= 38
     # At most the failures that open it, plus attempts already in flight when it opened.
     assert len(dead) <= policy.breaker_threshold + policy.max_inflight - 1
     rows = await _notifications(db)
-    assert [r["status"] for r in rows if r["name"] == "alive"] == ["delivered"] * 40
+    assert {(r["status"], r["attempts"]) for r in rows if r["name"] == "alive"} == {("delivered", 1)}
     assert [r["status"] for r in rows if r["name"] == "dead"] == ["dead"] * 40
     blocked = await db.fetchval("SELECT count(*) FROM delivery_attempts WHERE outcome = 'breaker_open'")
     assert blocked >= 80 - len(dead)
@@ -258,8 +260,9 @@ async def test_a_worker_killed_between_delivery_and_bookkeeping_resends_the_same
             worker.wait()
     (row,) = await _notifications(db)
     assert (row["status"], row["attempts"]) == ("pending", 0)  # delivered, but not recorded
-    # arq re-runs a job whose worker vanished once its in-progress marker expires; expire it now.
-    assert await redis.delete(f"arq:in-progress:{job_id(row['id'], 1)}") == 1
+    # arq re-runs a job whose worker vanished once its in-progress marker expires; expire it now
+    # (the first attempt runs inside store_event: that is the job the kill interrupted).
+    assert await redis.delete(*[k async for k in redis.scan_iter("arq:in-progress:*")]) == 1
     await run_worker(settings)
     first, second = receiver.at("crash")
     assert first.webhook_id == second.webhook_id == row["id"]
