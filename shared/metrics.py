@@ -163,6 +163,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # policy shadow (shared/policy/shadow.py): rule = the rule behind the shadow's verdict
+        self.policy_shadow_disagreements = Counter(
+            "callgate_policy_shadow_disagreements_total",
+            "Synchronous decisions the shadow policy version would have answered otherwise, by provider and rule.",
+            ["provider", "rule"],
+            registry=r,
+        )
         self.orders_replica_lag_seconds = Histogram(
             "callgate_orders_replica_lag_seconds",
             "From an expected-order change being published to this process's replica applying it.",

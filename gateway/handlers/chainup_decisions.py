@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from gateway.handlers.common import count, envelope, hand_off
 from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS
 from shared.jobs import EventEnvelope, JsonObject, key_hash
+from shared.policy import shadow
 from shared.policy.model import Action, Decision, DecisionRequest, Reason
 from shared.policy.rules import ExpectedOrderRule, Scope
 from shared.policy.snapshot import decide
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 _ORDER_REQUIRED = ExpectedOrderRule("registered_order_required", Scope())
 _TRANSIENT = frozenset({"no_policy", "order_not_found", "order_registry_unavailable"})
 _REPLAY = Reason("request_id_replayed", "", "this request was already answered for different content")
+_AUDIT = web.RequestKey("policy_audit", dict)  # what `event_for` stores beside the verdict
 
 
 def decide_now(request: web.Request, provider: str, question: DecisionRequest, *, need_order: bool = False) -> Decision:
@@ -41,12 +43,14 @@ def decide_now(request: web.Request, provider: str, question: DecisionRequest, *
     snapshot = request.app[POLICY].current if POLICY in request.app else None
     orders = request.app.get(ORDERS)
     started = time.perf_counter()
-    decision = decide(snapshot, question, orders=orders)
+    decision = own = decide(snapshot, question, orders=orders)
     if need_order and decision.action is Action.APPROVE:
         verdict = _ORDER_REQUIRED.check(question, orders, time.time())
         if isinstance(verdict, Reason):
             decision = Decision(Action.REJECT, (verdict,), decision.policy_version)
     request.app[METRICS].decision_seconds.labels(provider).observe(time.perf_counter() - started)
+    # The policy's own verdict (before the order requirement), as the shadow's is.
+    request[_AUDIT] = shadow.audit(request.app.get(POLICY), question, own, orders=orders, metrics=request.app[METRICS])
     return decision
 
 
@@ -133,7 +137,7 @@ def event_for(
         body=body,
         payload=payload,
         status="received" if decision is None else decision.action.value.lower(),
-        decision=None if decision is None else _decision_json(decision),
+        decision=None if decision is None else _decision_json(decision) | request.get(_AUDIT, {}),
         policy_version=None if decision is None else decision.policy_version,
     )
 

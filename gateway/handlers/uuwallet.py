@@ -23,6 +23,7 @@ from gateway.middleware import REQUEST_ID
 from shared.config import UuWalletSettings
 from shared.errors import InvalidInput, Unauthorized
 from shared.jobs import key_hash
+from shared.policy import shadow
 from shared.policy.model import Action, Decision, DecisionRequest, OrderView
 from shared.policy.snapshot import PolicySnapshot, decide
 from shared.providers import uuwallet as uu
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = uu.PROVIDER
 _HTTP_STATUS = {uu.ErrCode.OK: 200, uu.ErrCode.INVALID: 400, uu.ErrCode.REJECTED: 200, uu.ErrCode.UNAVAILABLE: 503}
+_AUDIT = web.RequestKey("policy_audit", dict)  # what the envelope stores beside the verdict
 
 
 def _reply(
@@ -100,7 +102,7 @@ async def callback(request: web.Request) -> web.Response:
         body=body,
         payload=uu.to_payload(cb),
         status="held" if held else "received",
-        decision=_decision_json(decision) if decision is not None else None,
+        decision=_decision_json(decision) | request.get(_AUDIT, {}) if decision is not None else None,
         policy_version=decision.policy_version if decision is not None else None,
     )
     outcome = await hand_off(request, event)
@@ -121,6 +123,7 @@ def _decide(request: web.Request, kind: str, question: DecisionRequest, orders: 
     decision = decide(_snapshot(request), question, orders=orders)
     metrics = request.app[METRICS]
     metrics.decision_seconds.labels(PROVIDER).observe(time.perf_counter() - started)
+    request[_AUDIT] = shadow.audit(request.app.get(POLICY), question, decision, orders=orders, metrics=metrics)
     reason = decision.reasons[0].code if decision.reasons else ""
     metrics.decisions.labels(PROVIDER, kind, decision.action.value, reason).inc()
     return decision
@@ -179,7 +182,7 @@ async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, 
         body=body,
         payload=uu.to_payload(cb),
         status="approved" if decision.action is Action.APPROVE else "rejected",
-        decision=_decision_json(decision),
+        decision=_decision_json(decision) | request.get(_AUDIT, {}),
         policy_version=decision.policy_version,
     )
     ingestor = request.app[INGESTOR]

@@ -23,7 +23,7 @@ from shared.errors import PolicyError
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.policy.snapshot import PolicySnapshot
-from shared.policy.store import active_version, compile_stored, load_active
+from shared.policy.store import StoredPolicy, compile_stored, load_active, load_version, versions_in_effect
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class PolicyHolder:
         self._poll_interval_s, self._start_timeout_s = poll_interval_s, start_timeout_s
         self._metrics = metrics
         self._current: PolicySnapshot | None = None
+        self._shadow: PolicySnapshot | None = None  # a candidate evaluated beside, never answered with
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         if metrics is not None:
@@ -55,6 +56,11 @@ class PolicyHolder:
     @property
     def current(self) -> PolicySnapshot | None:
         return self._current
+
+    @property
+    def shadow(self) -> PolicySnapshot | None:
+        """The shadow version in effect (`policy publish --shadow`), compiled; None when there is none."""
+        return self._shadow
 
     @property
     def age_seconds(self) -> float | None:
@@ -80,7 +86,9 @@ class PolicyHolder:
         """Load and swap in the active version if it differs from ours; True when swapped."""
         async with self._lock:
             try:
-                snapshot = await self._load_if_changed()
+                active, shadow = await versions_in_effect(self._pool)
+                await self._follow_shadow(shadow)
+                snapshot = await self._load_if_changed(active)
             except _LOAD_ERRORS as e:
                 logger.warning("policy load failed, keeping version %s: %s", self._version(), e)
                 self._count("failed")
@@ -95,16 +103,27 @@ class PolicyHolder:
             self._metrics.policy_version.set(snapshot.version)
         return True
 
-    async def _load_if_changed(self) -> PolicySnapshot | None:
-        version = await active_version(self._pool)
+    async def _follow_shadow(self, version: int | None) -> None:
+        shadow = self._shadow
+        if version is None:
+            self._shadow = None
+        elif shadow is None or shadow.version != version:
+            stored = await load_version(self._pool, version, document_as_text=True)
+            self._shadow = None if stored is None else await self._compile(stored)
+            logger.info("policy version %d evaluated in shadow", version)
+
+    async def _compile(self, stored: StoredPolicy) -> PolicySnapshot:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, compile_stored, stored)
+
+    async def _load_if_changed(self, version: int | None) -> PolicySnapshot | None:
         # Nothing active (never published, or the table was emptied): keep what we decide with.
         if version is None or version == self._version():
             return None
         stored = await load_active(self._pool, document_as_text=True)
         if stored is None:
             return None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, compile_stored, stored)
+        return await self._compile(stored)
 
     def _version(self) -> int | None:
         current = self._current

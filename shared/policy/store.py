@@ -43,6 +43,7 @@ _SELECT_ACTIVE_TEXT = (
     "SELECT version, (document - 'lists')::text AS document, source, sha256, published_at, published_by, state"
     " FROM policies WHERE state = 'active'"
 )
+_SELECT_VERSION_TEXT = _SELECT_ACTIVE_TEXT.replace("WHERE state = 'active'", "WHERE version = $1")
 _SELECT_LISTS_TEXT = """
 SELECT l.key AS name, array_to_string(ARRAY(SELECT jsonb_array_elements_text(l.value)), E'\n') AS entries
 FROM policies AS p, jsonb_each(p.document->'lists') AS l
@@ -126,6 +127,22 @@ async def activate(pool: Pool, redis: Redis, keys: RedisKeys, version: int, *, p
     return await _store(pool, redis, keys, (data, old.source, sha256), published_by=published_by, shadow=False)
 
 
+async def promote(pool: Pool, redis: Redis, keys: RedisKeys, *, published_by: str) -> Published:
+    """Make the shadow in effect active (`policy promote`); PolicyError when there is none."""
+    _, shadow = await versions_in_effect(pool)
+    if shadow is None:
+        raise PolicyError("version", "no shadow version to promote (publish one with --shadow)")
+    return await activate(pool, redis, keys, shadow, published_by=published_by)
+
+
+async def rollback(pool: Pool, redis: Redis, keys: RedisKeys, *, published_by: str) -> Published:
+    """Make the previously active version active again (`policy rollback`); it also ends a shadow."""
+    previous = await previous_active(pool)
+    if previous is None:
+        raise PolicyError("version", "no earlier active version to roll back to")
+    return await activate(pool, redis, keys, previous, published_by=published_by)
+
+
 async def _store(
     pool: Pool, redis: Redis, keys: RedisKeys, content: tuple[object, str, str], *, published_by: str, shadow: bool
 ) -> Published:
@@ -141,7 +158,8 @@ async def _store(
         state = "shadow" if shadow else "active"
         row = await conn.fetchrow(_INSERT, data, source, sha256, published_by, state)
     stored = _stored(row)
-    announced = shadow or await announce(redis, keys, stored.version)
+    # A shadow is announced too: holders evaluate it beside the active version.
+    announced = await announce(redis, keys, stored.version)
     logger.info("policy version %d published by %s (%s)", stored.version, published_by, stored.state)
     return Published(stored, created=True, announced=announced)
 
@@ -176,6 +194,49 @@ async def active_version(pool: Pool) -> int | None:
     async with pool.acquire() as conn:
         version = await conn.fetchval("SELECT version FROM policies WHERE state = 'active'")
     return None if version is None else int(version)
+
+
+# The shadow in effect: the newest shadow stored after the active version (promoting it, rolling
+# back or publishing a new active version ends it, since each stores a newer active version).
+_IN_EFFECT = """
+SELECT (SELECT version FROM policies WHERE state = 'active') AS active,
+       (SELECT max(version) FROM policies WHERE state = 'shadow'
+         AND version > coalesce((SELECT version FROM policies WHERE state = 'active'), 0)) AS shadow
+"""
+_PREVIOUS_ACTIVE = (
+    "SELECT max(version) FROM policies WHERE state = 'retired'"
+    " AND version < coalesce((SELECT version FROM policies WHERE state = 'active'), 2147483647)"
+)
+
+
+async def versions_in_effect(pool: Pool) -> tuple[int | None, int | None]:
+    """(active version, shadow version in effect): the holders' periodic check."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(_IN_EFFECT)
+    assert row is not None  # a SELECT without FROM returns one row
+    return row["active"], row["shadow"]
+
+
+async def previous_active(pool: Pool) -> int | None:
+    """The version that was active before the active one (what `policy rollback` reactivates)."""
+    async with pool.acquire() as conn:
+        version = await conn.fetchval(_PREVIOUS_ACTIVE)
+    return None if version is None else int(version)
+
+
+async def load_version(pool: Pool, version: int, *, document_as_text: bool = False) -> StoredPolicy | None:
+    """One stored version, or None; `document_as_text` as for `load_active`."""
+    async with pool.acquire() as conn:
+        if not document_as_text:
+            row = await conn.fetchrow(_SELECT_VERSION, version)
+            return None if row is None else _stored(row)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(_SELECT_VERSION_TEXT, version)
+            if row is None:
+                return None
+            lists = await conn.fetch(_SELECT_LISTS_TEXT, version)
+    stored = _stored(row)
+    return dataclasses.replace(stored, lists_text=tuple((r["name"], r["entries"]) for r in lists))
 
 
 async def list_versions(pool: Pool, *, limit: int = 20) -> list[StoredPolicy]:
