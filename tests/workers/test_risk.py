@@ -21,8 +21,9 @@ from shared.keys import RedisKeys
 from shared.risk.checks import RiskConfig, VelocityLimit
 from shared.risk.facts import facts
 from shared.risk.freezes import freezes_channel, frozen_wallets, unfreeze
+from shared.risk.replica import FreezeReplica
 from tests.conftest import WYRE_TOKEN, RunWorker, sample_value
-from tests.workers.notify_support import notify_env
+from tests.workers.notify_support import notify_env, until
 from workers.risk import CONFIG, assess
 
 URL = f"/wyre/v3/wallet-callbacks/{WYRE_TOKEN}"
@@ -119,3 +120,24 @@ async def test_repeated_rejects_for_one_wallet_freeze_it(settings: Settings, db:
     assert [[f.check for f in r] for r in results] == [[], [], [], ["repeated_rejects"]]
     frozen = await frozen_wallets(redis, RedisKeys(settings.key_prefix))
     assert frozen["W-rejected"].reason == "repeated_rejects"
+
+
+async def test_a_freeze_reaches_a_gateway_replica_within_a_second(settings: Settings, redis: Redis) -> None:
+    keys = RedisKeys(settings.key_prefix)
+    replica = FreezeReplica(redis, keys, poll_interval_s=30.0)  # the announcement, not the poll
+    await replica.start()
+    try:
+        assert replica.get("W-replica") is None
+        async with notify_env(settings) as env:
+            await assess(env.deps, RiskConfig(kyt_freeze_level=90), facts(_ucw("W-replica", risk=99)))
+        await until(lambda: _now(replica.get("W-replica") is not None), timeout_s=1.0)
+        freeze = replica.get("W-replica")
+        assert freeze is not None and freeze.reason == "kyt_level" and "99" in freeze.detail
+        await unfreeze(redis, keys, "W-replica")
+        await until(lambda: _now(replica.get("W-replica") is None), timeout_s=1.0)
+    finally:
+        await replica.stop()
+
+
+async def _now(value: bool) -> bool:
+    return value
