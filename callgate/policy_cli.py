@@ -1,4 +1,4 @@
-"""`callgate policy publish|check|test|activate|show` and `callgate orders add|list|sync`.
+"""`callgate policy publish|check|test|activate|promote|rollback|diff|show`, `callgate orders add|list|sync`.
 
 `policy publish FILE` validates the document (schema, then its own examples), stores it as the next
 version and announces it; gateways pick it up within their poll interval even if the announcement
@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import getpass
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,10 +24,9 @@ from shared.db import Pool, create_pool
 from shared.errors import InvalidInput, PolicyError
 from shared.keys import RedisKeys
 from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register, resync
-from shared.policy.document import parse_document
-from shared.policy.replay import replay_recorded
-from shared.policy.snapshot import compile_snapshot
-from shared.policy.store import Published, activate, list_versions, load_active, publish, validate
+from shared.policy.diff import diff_data, diff_lines, diff_versions
+from shared.policy.replay import WindowReport, compile_candidate, replay_window, window_data
+from shared.policy.store import Published, activate, list_versions, load_active, promote, publish, rollback, validate
 from shared.redis import create_redis
 
 Action = Callable[[argparse.Namespace, Pool, Redis, RedisKeys], Awaitable[int]]
@@ -45,9 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     activate_cmd = verbs.add_parser("activate", help="make a stored version active again (promote a shadow, roll back)")
     activate_cmd.add_argument("version", type=int)
     activate_cmd.add_argument("--by", default=None, help="who activates (default: the current user)")
-    test = verbs.add_parser("test", help="decide recorded requests under a candidate document; show what changes")
-    test.add_argument("file", type=Path)
-    test.add_argument("--limit", type=int, default=1000, help="how many of the latest recorded decisions")
+    _lifecycle_parsers(verbs)
     show = verbs.add_parser("show", help="print the active version (its text as published)")
     show.add_argument("--versions", action="store_true", help="list the latest versions instead")
     orders = sub.add_parser("orders", help="the expected-withdrawal registry")
@@ -67,7 +65,11 @@ def policy_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run a `policy` sub-verb; 1 when the document is refused."""
     if args.policy_command == "check":
         return _check(args.file)
-    action = {"publish": _publish, "activate": _activate, "test": _test}.get(args.policy_command, _show)
+    actions: dict[str, Action] = {
+        "publish": _publish, "activate": _activate, "test": _test, "promote": _promote, "rollback": _rollback,
+        "diff": _diff,
+    }  # fmt: skip
+    action = actions.get(args.policy_command, _show)
     return asyncio.run(_with_services(settings, action, args))
 
 
@@ -133,19 +135,104 @@ async def _activate(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Re
     return _report(result)
 
 
+# -- lifecycle: test against recorded traffic, promote a shadow, roll back, compare versions -----
+
+THRESHOLD_EXCEEDED = 3  # `policy test`: more changes than --max-changed/--max-changed-pct allow
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _lifecycle_parsers(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test = verbs.add_parser("test", help="decide the recorded requests of a window under a candidate; show changes")
+    test.add_argument("file", type=Path)
+    test.add_argument("--since", type=_duration, default=86400.0, help="window, e.g. 30m, 24h, 7d (default 24h)")
+    test.add_argument("--provider", action="append", default=[], help="only this provider (repeat)")
+    test.add_argument("--format", choices=("text", "json"), default="text")
+    test.add_argument("--show", type=int, default=50, help="changed decisions listed in full (text)")
+    limit = test.add_mutually_exclusive_group()
+    limit.add_argument("--max-changed", type=int, default=None, help=f"exit {THRESHOLD_EXCEEDED} above N changes")
+    limit.add_argument("--max-changed-pct", type=float, default=None, help="exit non-zero above P %% changed")
+    for verb, what in (("promote", "make the shadow version active"), ("rollback", "reactivate the previous one")):
+        cmd = verbs.add_parser(verb, help=what)
+        cmd.add_argument("--by", default=None, help="who does it (default: the current user)")
+    diff = verbs.add_parser("diff", help="rule-level difference between two stored versions")
+    diff.add_argument("old", type=int)
+    diff.add_argument("new", type=int)
+    diff.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _duration(text: str) -> float:
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("the window must be positive")
+    return seconds
+
+
 async def _test(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
     try:
-        data, sha256 = validate(_read(args.file))
+        candidate = compile_candidate(_read(args.file))
     except PolicyError as e:
         print(f"callgate policy: refused: {e}")
         return 1
-    candidate = compile_snapshot(parse_document(data), version=0, published_at=0.0, sha256=sha256)
-    report = await replay_recorded(pool, candidate, limit=args.limit)
-    print(f"{report.replayed} recorded decisions replayed, {len(report.changes)} would change"
-          + (f", {report.unreadable} unreadable" if report.unreadable else ""))  # fmt: skip
-    for change in report.changes[:50]:
-        print(f"  {change.provider} {change.request_id}: {change.recorded} -> {change.candidate}"
-              f" ({', '.join(change.reasons)})")  # fmt: skip
+    since = time.time() - args.since
+    keep = 1000 if args.format == "json" else args.show
+    report = await replay_window(pool, candidate, since=since, providers=args.provider, keep=keep)
+    if args.format == "json":
+        print(json.dumps(window_data(report), indent=2))
+    else:
+        print("\n".join(_test_lines(report, since)))
+    too_many = (args.max_changed is not None and report.changed > args.max_changed) or (
+        args.max_changed_pct is not None and report.changed_pct > args.max_changed_pct
+    )
+    return THRESHOLD_EXCEEDED if too_many else 0
+
+
+def _test_lines(report: WindowReport, since: float) -> list[str]:
+    unreadable = f", {report.unreadable} unreadable" if report.unreadable else ""
+    lines = [f"{report.requests} recorded decisions replayed, {report.changed} would change"
+             f" ({report.changed_pct:.2f} %) since {_time(since)}{unreadable}"]  # fmt: skip
+    for title, counts in (("provider", report.by_provider), ("rule", report.by_rule), ("reason", report.by_reason)):
+        if counts:
+            lines.append(f"by {title}: " + ", ".join(f"{name} {n}" for name, n in counts.most_common()))
+    for c in report.changes:
+        lines.append(f"  event {c.event_id} {c.provider} {c.request_id}: {c.recorded} -> {c.candidate}")
+        lines.append(f"      recorded:  {_reasons(c.recorded_reasons)}")
+        lines.append(f"      candidate: {_reasons(c.candidate_reasons)}")
+    if report.changed > len(report.changes):
+        lines.append(f"  ... and {report.changed - len(report.changes)} more")
+    return lines
+
+
+def _reasons(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{code}({rule})" if rule else code for code, rule in pairs) or "-"
+
+
+async def _promote(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    return await _lifecycle(promote(pool, redis, keys, published_by=args.by or getpass.getuser()))
+
+
+async def _rollback(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    return await _lifecycle(rollback(pool, redis, keys, published_by=args.by or getpass.getuser()))
+
+
+async def _lifecycle(step: Awaitable[Published]) -> int:
+    try:
+        return _report(await step)
+    except PolicyError as e:
+        print(f"callgate policy: refused: {e}")
+        return 1
+
+
+async def _diff(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
+    try:
+        difference = await diff_versions(pool, args.old, args.new)
+    except PolicyError as e:
+        print(f"callgate policy: {e}")
+        return 1
+    print(json.dumps(diff_data(difference), indent=2) if args.format == "json" else "\n".join(diff_lines(difference)))
     return 0
 
 
