@@ -29,7 +29,7 @@ CURVES = {0: "secp256k1", 2: "ed25519"}
 SIGNATURE_TYPES = {1: "ecdsa", 2: "eddsa", 3: "schnorr"}
 PROTOCOLS = {1: "gg18", 2: "lindell", 3: "eddsatss"}
 # [I] Cobo chain ids of EVM chains we know of. A chain missing here is still treated as EVM when
-# its source address has the 0x shape, so a new EVM chain is verified rather than waved through.
+# a source or destination address has the 0x shape, so a new EVM chain is verified, not waved through.
 EVM_CHAINS = frozenset(
     {"ETH", "SETH", "HETH", "BSC_BNB", "MATIC", "ARBITRUM_ETH", "OPT_ETH", "BASE_ETH", "AVAXC", "FTM", "LINEA_ETH"}
 )
@@ -142,7 +142,10 @@ def _keysign(req: CoboTssRequest, d: KeySignDetail) -> Assessment:
 
 
 def _is_evm(tx: TransactionInfo, extra: ExtraInfo) -> bool:
-    return tx.chain_id.upper() in EVM_CHAINS or any(evm.is_evm_address(a) for a in extra.source_addresses)
+    # Any EVM signal is enough: a request that omits the source addresses and names an unknown
+    # chain still cannot dodge the raw-transaction check while describing a 0x destination.
+    addresses = [*extra.source_addresses, *(o.address for o in tx.outputs)]
+    return tx.chain_id.upper() in EVM_CHAINS or any(evm.is_evm_address(a) for a in addresses)
 
 
 def _hash_check(msg_hashes: tuple[str, ...], parsed: evm.EvmTransaction) -> tuple[Reason, ...]:

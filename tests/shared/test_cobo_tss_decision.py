@@ -135,3 +135,10 @@ def test_message_sign_on_evm_is_not_hash_checked() -> None:
     result = assessed(package | {"extra_info": orjson.dumps(extra).decode()})
     assert result.rejections == () and result.request.transfers == ()
     assert attr(result.request, "transaction_type") == "MessageSign"
+
+
+def test_unknown_chain_without_source_addresses_is_still_hash_checked() -> None:
+    package = samples.keysign("t", chain_id="XCHAIN", token_id="XCHAIN", msg_hashes=["0x" + "11" * 32])
+    extra = orjson.loads(package["extra_info"])
+    extra["source_addresses"] = []
+    assert codes(assessed(package | {"extra_info": orjson.dumps(extra).decode()})) == ["msg_hash_mismatch"]
