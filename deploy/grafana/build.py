@@ -275,6 +275,11 @@ def decisions() -> dict[str, Any]:
                     [('callgate_policy_version{component="gateway"}', "{{instance}}")],
                 ),
                 timeseries(
+                    "Shadow policy disagreements",
+                    [per("provider, rule", "callgate_policy_shadow_disagreements_total", PROVIDER)],
+                    unit="reqps",
+                ),
+                timeseries(
                     "Policy reloads",
                     [per("outcome", "callgate_policy_reloads_total", fn="increase")],
                 ),
