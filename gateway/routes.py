@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway import openapi
-from gateway.handlers import admin_orders, chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
+from gateway.handlers import admin_orders, admin_policy, chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -146,6 +146,50 @@ ROUTES: tuple[Route, ...] = (
         summary="List registered expected withdrawals, newest first (bearer CALLGATE_ADMIN_TOKEN)",
     ),
     # end expected-order registry
+    # policy lifecycle (admin API; 404 unless CALLGATE_ADMIN_TOKEN is set)
+    Route(
+        "GET",
+        "/admin/policy",
+        admin_policy.show,
+        "admin_policy_show",
+        summary="Active and shadow policy versions, latest versions (bearer CALLGATE_ADMIN_TOKEN)",
+    ),
+    Route(
+        "POST",
+        "/admin/policy",
+        admin_policy.publish_policy,
+        "admin_policy_publish",
+        summary="Publish the body as the next policy version, ?shadow=true beside the active one",
+    ),
+    Route(
+        "POST",
+        "/admin/policy/test",
+        admin_policy.try_candidate,
+        "admin_policy_test",
+        summary="Decide the recorded decisions of a window under the body; what would change",
+    ),
+    Route(
+        "POST",
+        "/admin/policy/promote",
+        admin_policy.promote_shadow,
+        "admin_policy_promote",
+        summary="Make the shadow policy version active",
+    ),
+    Route(
+        "POST",
+        "/admin/policy/rollback",
+        admin_policy.roll_back,
+        "admin_policy_rollback",
+        summary="Make the previously active policy version active again",
+    ),
+    Route(
+        "GET",
+        "/admin/policy/diff",
+        admin_policy.diff,
+        "admin_policy_diff",
+        summary="Rule-level difference between two stored policy versions (?old=A&new=B)",
+    ),
+    # end policy lifecycle
     # <<< provider routes
 )
 

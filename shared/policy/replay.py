@@ -9,6 +9,7 @@ into a difference).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ WHERE received_at >= to_timestamp($1) AND (cardinality($2::text[]) = 0 OR provid
   AND decision ? 'action' AND (decision ? 'request' OR payload ? 'request')
 """
 PREFETCH = 2000
+YIELD_EVERY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,8 @@ async def replay_window(
                 report.unreadable += 1
                 continue
             report.requests += 1
+            if report.requests % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # in a gateway (admin API) live requests must not wait for the whole run
             decision = decide(candidate, request, orders=orders, now=row["received_at"])
             if decision.action.value != row["action"]:
                 _count_change(report, row, request.request_id, decision, keep)

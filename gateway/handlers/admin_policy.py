@@ -1,0 +1,196 @@
+"""Admin API for the policy lifecycle, the same operations as `callgate policy ...`:
+
+- `GET /admin/policy`: the active version (with its text), the shadow in effect, the latest versions;
+- `POST /admin/policy[?shadow=true]`: publish the body (YAML or JSON) as the next version;
+- `POST /admin/policy/test[?since=24h&provider=...&max_changed=N|max_changed_pct=P]`: the body as a
+  candidate, decided on the recorded decisions of the window (the `policy test --format json` report,
+  plus `exceeded` when a threshold is given);
+- `POST /admin/policy/promote`, `POST /admin/policy/rollback`;
+- `GET /admin/policy/diff?old=A&new=B`: the rule-level difference.
+
+Bearer `CALLGATE_ADMIN_TOKEN` (constant-time compare; 404 when none is configured), as `/admin/orders`.
+Bodies are capped by the gateway's `CALLGATE_MAX_BODY_BYTES`: a larger document (100k-address
+lists) is published with the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+
+import asyncpg
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway.handlers.admin_orders import refusal
+from gateway.keys import REDIS, REDIS_KEYS
+from gateway.live import DATABASE
+from gateway.middleware import error_response
+from shared.errors import PolicyError
+from shared.policy.diff import diff_data, diff_versions
+from shared.policy.replay import compile_candidate, replay_window, window_data
+from shared.policy.store import (
+    Published,
+    StoredPolicy,
+    list_versions,
+    load_active,
+    load_version,
+    promote,
+    publish,
+    rollback,
+    versions_in_effect,
+)
+
+logger = logging.getLogger(__name__)
+
+_UNAVAILABLE = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_BY = "admin-api"
+
+
+async def show(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    pool = request.app[DATABASE]
+    try:
+        active = await load_active(pool)
+        _, shadow_version = await versions_in_effect(pool)
+        shadow = None if shadow_version is None else await load_version(pool, shadow_version)
+        versions = await list_versions(pool)
+    except _UNAVAILABLE as e:
+        return _unavailable("policy show", e)
+    return web.json_response(
+        {
+            "active": None if active is None else {**_view(active), "source": active.source},
+            "shadow": None if shadow is None else {**_view(shadow), "source": shadow.source},
+            "versions": [_view(p) for p in versions],
+        }
+    )
+
+
+async def publish_policy(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    shadow = request.query.get("shadow", "false")
+    if shadow not in ("true", "false"):
+        return error_response(400, "invalid", "shadow: true or false")
+    text = await _text(request)
+    if isinstance(text, web.Response):
+        return text
+    app = request.app
+    step = publish(app[DATABASE], app[REDIS], app[REDIS_KEYS], text, published_by=_BY, shadow=shadow == "true")
+    return await _lifecycle(step, "policy publish")
+
+
+async def promote_shadow(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    app = request.app
+    return await _lifecycle(promote(app[DATABASE], app[REDIS], app[REDIS_KEYS], published_by=_BY), "policy promote")
+
+
+async def roll_back(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    app = request.app
+    return await _lifecycle(rollback(app[DATABASE], app[REDIS], app[REDIS_KEYS], published_by=_BY), "policy rollback")
+
+
+async def try_candidate(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    query = request.query
+    since = _duration(query.get("since", "24h"))
+    try:
+        max_changed, max_pct = _threshold(query.get("max_changed")), _threshold(query.get("max_changed_pct"))
+    except ValueError:
+        since = None
+    if since is None:
+        return error_response(400, "invalid", "since: e.g. 30m, 24h, 7d; max_changed, max_changed_pct: numbers")
+    text = await _text(request)
+    if isinstance(text, web.Response):
+        return text
+    try:
+        # Validation and compilation are CPU-bound: off the loop that answers live requests.
+        candidate = await asyncio.get_running_loop().run_in_executor(None, compile_candidate, text)
+    except PolicyError as e:
+        return error_response(422, "refused", str(e))
+    pool, providers = request.app[DATABASE], query.getall("provider", [])
+    try:
+        report = await replay_window(pool, candidate, since=time.time() - since, providers=providers)
+    except _UNAVAILABLE as e:
+        return _unavailable("policy test", e)
+    exceeded = (max_changed is not None and report.changed > max_changed) or (
+        max_pct is not None and report.changed_pct > max_pct
+    )
+    return web.json_response({**window_data(report), "exceeded": exceeded})
+
+
+async def diff(request: web.Request) -> web.Response:
+    if (refused := refusal(request)) is not None:
+        return refused
+    old, new = request.query.get("old", ""), request.query.get("new", "")
+    if not (old.isascii() and old.isdigit() and new.isascii() and new.isdigit()):
+        return error_response(400, "invalid", "old and new: version numbers")
+    try:
+        difference = await diff_versions(request.app[DATABASE], int(old), int(new))
+    except PolicyError as e:
+        return error_response(404, "not_found", str(e))
+    except _UNAVAILABLE as e:
+        return _unavailable("policy diff", e)
+    return web.json_response(diff_data(difference))
+
+
+async def _lifecycle(step: Awaitable[Published], what: str) -> web.Response:
+    try:
+        result = await step
+    except PolicyError as e:
+        status = 409 if e.path == "version" else 422  # nothing to promote/roll back vs a refused document
+        return error_response(status, "refused", str(e))
+    except _UNAVAILABLE as e:
+        return _unavailable(what, e)
+    body = {**_view(result.policy), "created": result.created, "announced": result.announced}
+    return web.json_response(body, status=201 if result.created else 200)
+
+
+async def _text(request: web.Request) -> str | web.Response:
+    try:
+        return (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        return error_response(400, "invalid", "the body is not UTF-8 text")
+
+
+def _duration(text: str) -> float | None:
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _threshold(text: str | None) -> float | None:
+    """None when absent; ValueError unless a finite non-negative number."""
+    if text is None:
+        return None
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def _unavailable(what: str, e: BaseException) -> web.Response:
+    logger.warning("%s unavailable: %s", what, type(e).__name__)
+    return error_response(503, "unavailable", "the policy store cannot be reached now; retry")
+
+
+def _view(p: StoredPolicy) -> dict[str, object]:
+    return {
+        "version": p.version,
+        "state": p.state,
+        "sha256": p.sha256,
+        "published_at": p.published_at,
+        "published_by": p.published_by,
+    }
