@@ -71,6 +71,12 @@ def keccak256(data: bytes) -> bytes:
     return keccak.new(digest_bits=256, data=data).digest()
 
 
+def personal_message_hash(message: bytes) -> str:
+    """The EIP-191 `personal_sign` hash of `message`, as 0x + 64 hex digits."""
+    prefix = b"\x19Ethereum Signed Message:\n" + str(len(message)).encode()
+    return "0x" + keccak256(prefix + message).hex()
+
+
 def normalize_address(value: str) -> str:
     """Lower-case a 0x address after checking its shape; raises InvalidInput otherwise."""
     if not _ADDRESS_RE.fullmatch(value):

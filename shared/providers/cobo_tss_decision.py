@@ -9,6 +9,8 @@ does). For EVM, destination, amount and contract come from the raw transaction; 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -35,6 +37,7 @@ EVM_CHAINS = frozenset(
 )
 # Transactions that sign a message, not a transaction: there is no raw transaction to check.
 _MESSAGE_TYPES = frozenset({"MessageSign"})
+_EIP191 = "EVM_EIP_191_Signature"
 _NATIVE_DECIMALS = 18  # every EVM chain's native coin uses 18 decimals
 
 
@@ -109,23 +112,21 @@ def _keysharesign(req: CoboTssRequest, d: KeyShareSignDetail) -> DecisionRequest
 
 def _keysign(req: CoboTssRequest, d: KeySignDetail) -> Assessment:
     tx = req.extra.transaction
-    transfers: tuple[Transfer, ...] = ()
-    rejections: tuple[Reason, ...] = ()
-    raw_state = "absent"
-    if tx is not None and _is_evm(tx, req.extra) and tx.type not in _MESSAGE_TYPES:
-        raw_state = "verified"
-        try:
-            parsed = evm.parse_unsigned_tx(tx.unsigned_raw_tx) if tx.unsigned_raw_tx else None
-            if parsed is None:
-                rejections = (Reason("raw_tx_missing", "", "EVM transaction without unsigned_raw_tx"),)
-            else:
-                transfers = _evm_transfers(parsed, tx)
-                rejections = _hash_check(d.msg_hash_list, parsed) + _consistency(parsed, tx, transfers)
-        except InvalidInput as e:
-            rejections = (Reason("raw_tx_invalid", "", str(e)),)
-    elif tx is not None:
-        raw_state = "unverified"  # non-EVM chains: descriptive fields only, and the audit says so
+    transfers: tuple[Transfer, ...]
+    rejections: tuple[Reason, ...]
+    if tx is None:
+        # A key sign with nothing to check the hashes against would be a blank cheque. [U] whether
+        # the node ever sends one; if it does, it is refused rather than decided on faith.
+        transfers, rejections, state = (), (Reason("transaction_missing", "", "no extra_info.transaction"),), "absent"
+    elif not _is_evm(tx, req.extra):
+        # Non-EVM chains: descriptive fields only, and the audit says so.
         transfers = tuple(Transfer(tx.chain_id.upper(), tx.token_id.upper(), o.amount, o.address) for o in tx.outputs)
+        rejections, state = (), "unverified"
+    elif tx.type in _MESSAGE_TYPES:
+        transfers, rejections, state = (), _message_check(d.msg_hash_list, tx), "message_verified"
+    else:
+        transfers, rejections = _evm_check(d.msg_hash_list, tx)
+        state = "verified"
     request = DecisionRequest(
         PROVIDER,
         Operation.KEYSIGN,
@@ -136,9 +137,33 @@ def _keysign(req: CoboTssRequest, d: KeySignDetail) -> Assessment:
         signature_type=SIGNATURE_TYPES.get(d.signature_type, f"unknown:{d.signature_type}"),
         protocol=PROTOCOLS.get(d.tss_protocol, f"unknown:{d.tss_protocol}"),
         order_ref=(tx.request_id if tx else "") or d.biz_task_id or None,
-        attributes=_attrs(req.extra, task_id=d.task_id, transaction_id=d.biz_task_id, raw_tx=raw_state),
+        attributes=_attrs(req.extra, task_id=d.task_id, transaction_id=d.biz_task_id, raw_tx=state),
     )
     return Assessment(request, rejections)
+
+
+def _evm_check(msg_hashes: tuple[str, ...], tx: TransactionInfo) -> tuple[tuple[Transfer, ...], tuple[Reason, ...]]:
+    """Transfers read from the raw transaction, and the reasons to refuse it."""
+    if not tx.unsigned_raw_tx:
+        return (), (Reason("raw_tx_missing", "", "EVM transaction without unsigned_raw_tx"),)
+    try:
+        parsed = evm.parse_unsigned_tx(tx.unsigned_raw_tx)
+        transfers = _evm_transfers(parsed, tx)
+        return transfers, _hash_check(msg_hashes, parsed.signing_hash) + _consistency(parsed, tx, transfers)
+    except InvalidInput as e:
+        return (), (Reason("raw_tx_invalid", "", str(e)),)
+
+
+def _message_check(msg_hashes: tuple[str, ...], tx: TransactionInfo) -> tuple[Reason, ...]:
+    """EIP-191 personal messages are hashed here and compared; other message kinds (EIP-712
+    typed data, raw hashes) cannot be checked yet and are refused rather than trusted."""
+    if tx.destination_type != _EIP191 or not tx.message:
+        return (Reason("message_unverifiable", "", f"cannot check a {tx.destination_type or 'missing'} message"),)
+    try:
+        message = base64.b64decode(tx.message, validate=True)
+    except (binascii.Error, ValueError):
+        return (Reason("message_unverifiable", "", "message is not base64"),)
+    return _hash_check(msg_hashes, evm.personal_message_hash(message))
 
 
 def _is_evm(tx: TransactionInfo, extra: ExtraInfo) -> bool:
@@ -148,12 +173,16 @@ def _is_evm(tx: TransactionInfo, extra: ExtraInfo) -> bool:
     return tx.chain_id.upper() in EVM_CHAINS or any(evm.is_evm_address(a) for a in addresses)
 
 
-def _hash_check(msg_hashes: tuple[str, ...], parsed: evm.EvmTransaction) -> tuple[Reason, ...]:
-    # One transaction has one signing hash, so "subset of the computed hashes" (the template's
-    # rule) means every listed hash equals it. Hex case and a missing 0x are tolerated.
+def _hash_check(msg_hashes: tuple[str, ...], expected: str) -> tuple[Reason, ...]:
+    # One transaction (or message) has one signing hash, so "subset of the computed hashes" (the
+    # template's rule) means every listed hash equals it. Hex case and a missing 0x are tolerated.
     for h in msg_hashes:
-        if evm.normalize_hash(h) != parsed.signing_hash:
-            return (Reason("msg_hash_mismatch", "", f"{h[:80]} is not the signing hash of unsigned_raw_tx"),)
+        try:
+            same = evm.normalize_hash(h) == expected
+        except InvalidInput:
+            same = False
+        if not same:
+            return (Reason("msg_hash_mismatch", "", f"{h[:80]} is not the signing hash of what is described"),)
     return ()
 
 

@@ -90,6 +90,7 @@ class TransactionInfo:
     outputs: tuple[Output, ...]
     calldata: str
     unsigned_raw_tx: str
+    message: str = ""  # base64 of an EIP-191 message to sign (MessageSign transactions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,7 @@ def _transaction(t: dict[str, Any]) -> TransactionInfo:
         outputs=_outputs(destination),
         calldata=text(destination, "calldata", path + ".destination", limit=_MAX_RAW),
         unsigned_raw_tx=text(raw_info, "unsigned_raw_tx", path + ".raw_tx_info", limit=_MAX_RAW),
+        message=text(destination, "message", path + ".destination", limit=_MAX_RAW),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from typing import Any
 
@@ -127,14 +128,43 @@ def test_non_evm_transfer_uses_descriptive_fields_and_says_so() -> None:
     assert attr(result.request, "raw_tx") == "unverified"
 
 
-def test_message_sign_on_evm_is_not_hash_checked() -> None:
-    package = samples.keysign("t", msg_hashes=["0x" + "12" * 32])
+# ethers' hashMessage("hello world"), a widely published EIP-191 vector
+HELLO_WORLD_HASH = "0xd9eba16ed0ecae432b71fe008c98cc872bb4cc214d3220a36f365326cf807d68"
+
+
+def message_sign(msg_hash: str, destination: dict[str, str]) -> dict[str, Any]:
+    package = samples.keysign("t", msg_hashes=[msg_hash])
     extra = orjson.loads(package["extra_info"])
     extra["transaction"]["type"] = "MessageSign"
-    extra["transaction"]["destination"] = {"destination_type": "EVM_EIP_191_Signature", "message": "aGk="}
-    result = assessed(package | {"extra_info": orjson.dumps(extra).decode()})
+    extra["transaction"]["destination"] = destination
+    return package | {"extra_info": orjson.dumps(extra).decode()}
+
+
+def test_evm_personal_message_is_hashed_and_checked() -> None:
+    eip191 = {"destination_type": "EVM_EIP_191_Signature", "message": base64.b64encode(b"hello world").decode()}
+    result = assessed(message_sign(HELLO_WORLD_HASH, eip191))
     assert result.rejections == () and result.request.transfers == ()
     assert attr(result.request, "transaction_type") == "MessageSign"
+    assert attr(result.request, "raw_tx") == "message_verified"
+    assert codes(assessed(message_sign("0x" + "12" * 32, eip191))) == ["msg_hash_mismatch"]
+
+
+def test_messages_we_cannot_hash_are_refused() -> None:
+    typed = {"destination_type": "EVM_EIP_712_Signature", "structured_data": "{}"}
+    assert codes(assessed(message_sign(HELLO_WORLD_HASH, typed))) == ["message_unverifiable"]
+    not_b64 = {"destination_type": "EVM_EIP_191_Signature", "message": "%%%"}
+    assert codes(assessed(message_sign(HELLO_WORLD_HASH, not_b64))) == ["message_unverifiable"]
+
+
+def test_keysign_without_a_transaction_is_refused() -> None:
+    package = samples.keysign("t")
+    extra = orjson.loads(package["extra_info"])
+    del extra["transaction"]
+    assert codes(assessed(package | {"extra_info": orjson.dumps(extra).decode()})) == ["transaction_missing"]
+
+
+def test_malformed_hash_in_the_list_is_a_mismatch() -> None:
+    assert codes(assessed(samples.keysign("t", msg_hashes=["not-a-hash"]))) == ["msg_hash_mismatch"]
 
 
 def test_unknown_chain_without_source_addresses_is_still_hash_checked() -> None:
