@@ -140,6 +140,23 @@ _COSIGNER = Spec(
     request=_COSIGNER_REQUEST,
 )
 
+
+_POLICY_TEXT = {
+    "required": True,
+    "content": {"application/yaml": {"schema": _STR}, "application/json": {"schema": {"type": "object"}}},
+}
+
+
+def _admin_policy(ok: dict[str, Schema], *, request: Schema | None = None) -> Spec:
+    """The admin policy API: JSON answers, the fixed error shape, the admin bearer token."""
+    errors = {
+        "400": _error("A bad parameter or body (named)."),
+        "422": _error("Refused: the document or the operation does not pass its checks."),
+        **_ADMIN_ERRORS,
+    }
+    return Spec({**ok, **errors}, request=request, security=("adminToken",), tags=("admin",))
+
+
 SPECS: dict[str, Spec] = {
     "healthz": Spec({"200": _json("The process answers.", _obj(("status",), status=_STR))}, tags=("operations",)),
     "readyz": Spec(
@@ -227,6 +244,35 @@ SPECS: dict[str, Spec] = {
     "uuwallet_withdraw_info": _uuwallet(
         "Approved (errCode 0) or rejected, from the registered order and the policy.",
         "Cannot answer now (fails closed).",
+    ),
+    "admin_policy_show": _admin_policy(
+        {"200": _json("Active and shadow versions, latest versions.", {"type": "object"})}
+    ),
+    "admin_policy_publish": _admin_policy(
+        {
+            "200": _json("The same document is already active.", {"type": "object"}),
+            "201": _json("Stored and announced as the next version.", {"type": "object"}),
+        },
+        request=_POLICY_TEXT,
+    ),
+    "admin_policy_test": _admin_policy(
+        {"200": _json("Recorded decisions replayed under the body: what would change.", {"type": "object"})},
+        request=_POLICY_TEXT,
+    ),
+    "admin_policy_promote": _admin_policy(
+        {
+            "200": _json("Already active.", {"type": "object"}),
+            "201": _json("The shadow version is active (as a new version).", {"type": "object"}),
+        }
+    ),
+    "admin_policy_rollback": _admin_policy(
+        {
+            "200": _json("Already active.", {"type": "object"}),
+            "201": _json("The previous version is active again (as a new version).", {"type": "object"}),
+        }
+    ),
+    "admin_policy_diff": _admin_policy(
+        {"200": _json("Rule-level difference between the two versions.", {"type": "object"})}
     ),
     "admin_orders_add": Spec(
         {
