@@ -53,6 +53,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as e:
         response = e if e.status != 413 else _json(413, "too_large", "request body exceeds the configured limit")
+    except web.RequestPayloadError:
+        # A body aiohttp cannot decode (a false Content-Encoding, a broken chunk): the caller's fault.
+        response = _json(400, "bad_body", "the request body could not be read")
     except Exception:
         logger.exception(
             "unhandled error on %s %s (request %s)", request.method, _route_name(request), request[REQUEST_ID]
