@@ -145,6 +145,7 @@ async def test_the_detail_shows_the_decision_and_hides_ciphertext_and_secrets(co
         "action": "REJECT",
         "reasons": [{"code": "amount_over_limit", "rule": "eth-limit", "detail": "5 ETH > 1 ETH"}],
         "policy_version": 7,
+        "shadow": {"version": 8, "action": "APPROVE", "agrees": False, "reasons": [{"code": "ok", "rule": "eth-v8"}]},
     }
     await _insert(
         db,
@@ -164,6 +165,7 @@ async def test_the_detail_shows_the_decision_and_hides_ciphertext_and_secrets(co
     page = await (await client.get(f"/events/{event_id}")).text()
     assert "REJECT" in page and "amount_over_limit" in page and "eth-limit" in page and "5 ETH &gt; 1 ETH" in page
     assert "policy version 7" in page
+    assert "Shadow policy version 8 would have answered <strong>APPROVE</strong>" in page and "DISAGREES" in page
     assert "CIPHERTEXT" not in page and "not plain JSON" in page
     assert "super-secret-key" not in page and "&lt;redacted&gt;" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
