@@ -97,15 +97,17 @@ def run_wrk(
     *,
     seconds: int = 10,
     connections: int = 64,
-    server_pid: int | None = None,
+    server_pid: int | list[int] | None = None,
 ) -> LoadResult:
-    """Drive `url` with wrk for `seconds`; `lua` builds each request (see wrk's scripting docs)."""
+    """Drive `url` with wrk for `seconds`; `lua` builds each request (see wrk's scripting docs).
+    `server_pid`: the server process (or processes) whose CPU per request is measured."""
+    pids = [server_pid] if isinstance(server_pid, int) else server_pid or []
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     cmd = [require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
-    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before if pids else None
     os.unlink(script.name)
     latency = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+(?:us|ms|s))$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
