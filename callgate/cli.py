@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -43,7 +44,7 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
 def _gateway_processes(n: int) -> int:
     """N gateway processes sharing the port (SO_REUSEPORT); signals are passed on to them."""
     cmd = [sys.executable, "-m", "callgate.cli", "gateway", "--processes", "1", "--reuse-port"]
-    children = [subprocess.Popen(cmd) for _ in range(n)]
+    children = [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(n)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -53,6 +54,14 @@ def _gateway_processes(n: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     return max(child.wait() for child in children)
+
+
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM when the parent dies, even by SIGKILL (Linux prctl), so gateway
+    processes never outlive the supervisor that shares their port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
