@@ -83,22 +83,18 @@ async def measure_test(dsn: str, rows: int) -> dict[str, object]:
     finally:
         await conn.close()
     pool = await create_pool(dsn, min_size=1, max_size=2)
+    figures: dict[str, object] = {"rows": rows, "fill_s": round(filled, 1)}
     try:
-        candidate = compile_candidate(CANDIDATE)
-        started = time.perf_counter()
-        report = await replay_window(pool, candidate, since=time.time() - 7200)
+        started = time.perf_counter()  # the candidate's validation and compilation included
+        report = await replay_window(pool, compile_candidate(CANDIDATE), since=time.time() - 7200)
         seconds = time.perf_counter() - started
     finally:
         await pool.close()
-    assert report.requests == rows, report.requests
-    return {
-        "rows": rows,
-        "fill_s": round(filled, 1),
-        "test_s": round(seconds, 2),
-        "requests_per_s": round(rows / seconds),
-        "changed": report.changed,
-        "changed_pct": round(report.changed_pct, 2),
-    }
+    assert (report.requests, report.changed) == (rows, rows // 4), (report.requests, report.changed)
+    figures.update(test_s=round(seconds, 2), requests_per_s=round(rows / seconds), changed=report.changed)
+    print(f"policy test: {rows} recorded decisions in {seconds:.2f} s ({rows / seconds:.0f}/s),"
+          f" {report.changed} would change ({report.changed_pct:.1f} %)")  # fmt: skip
+    return figures
 
 
 @dataclass
@@ -157,8 +153,6 @@ async def main(rows: int, evaluations: int) -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-    print(f"policy test: {test['rows']} recorded decisions in {test['test_s']} s"
-          f" ({test['requests_per_s']}/s), {test['changed']} would change ({test['changed_pct']} %)")  # fmt: skip
     live = measure_shadow(evaluations)
     print(f"live answer, CPU per request: decide {live['decide']} µs,"
           f" + request recorded {live['decide_and_record']} µs, + shadow evaluated {live['decide_and_shadow']} µs"

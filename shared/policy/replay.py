@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
+import orjson
 
 from shared.db import Pool
 from shared.errors import PolicyError
@@ -92,7 +93,7 @@ async def replay_recorded(pool: Pool, candidate: PolicySnapshot, *, limit: int =
 # or, for Cobo TSS events stored before that, in the payload.
 _WINDOW = """
 SELECT id, provider, coalesce(decision->'request', payload->'request') AS request,
-       decision->>'action' AS action, decision->'reasons' AS reasons,
+       decision->>'action' AS action, decision->>'reasons' AS reasons,
        extract(epoch FROM received_at)::float8 AS received_at
 FROM events
 WHERE received_at >= to_timestamp($1) AND (cardinality($2::text[]) = 0 OR provider = ANY($2::text[]))
@@ -240,7 +241,8 @@ def _count_change(report: WindowReport, row: asyncpg.Record, request_id: str, de
         report.by_rule[reason.rule or "(built-in)"] += 1
         report.by_reason[reason.code] += 1
     if len(report.changes) < keep:
-        recorded = row["reasons"] if isinstance(row["reasons"], list) else []
+        # As text: only the few changed decisions kept in full need it decoded.
+        recorded = orjson.loads(row["reasons"] or "[]")
         report.changes.append(
             ChangedDecision(
                 event_id=int(row["id"]),
@@ -254,7 +256,9 @@ def _count_change(report: WindowReport, row: asyncpg.Record, request_id: str, de
         )
 
 
-def _reason_pairs(recorded: list[object]) -> tuple[tuple[str, str], ...]:
+def _reason_pairs(recorded: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(recorded, list):
+        return ()
     return tuple((str(r.get("code", "")), str(r.get("rule", ""))) for r in recorded if isinstance(r, dict))
 
 
