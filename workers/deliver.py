@@ -119,17 +119,17 @@ async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
     first attempt is enqueued instead.
     """
     async with d.pool.acquire() as conn:
-        ids = await outbox.pending_for_event(conn, event.provider, event.idempotency_key)
+        rows = await outbox.pending_for_event(conn, event.provider, event.idempotency_key)
     rt = d.runtimes.get(RUNTIME)
     if not isinstance(rt, NotifyRuntime):
-        for notification_id in ids:
-            await enqueue(d, notification_id, 1)
+        for row in rows:
+            await enqueue(d, row.id, 1)
         return
-    results = await asyncio.gather(*(deliver(d, rt, notification_id, 1) for notification_id in ids))
-    for notification_id, result in zip(ids, results, strict=True):
+    results = await asyncio.gather(*(deliver(d, rt, row.id, 1, row=row) for row in rows))
+    for row, result in zip(rows, results, strict=True):
         d.metrics.notification_deliveries.labels(result.outcome).inc()
         if result.outcome in ("deferred", "early"):
-            await enqueue(d, notification_id, 1, at=rt.clock() + result.wait_s)
+            await enqueue(d, row.id, 1, at=rt.clock() + result.wait_s)
 
 
 # -- the job ---------------------------------------------------------------------------------
@@ -161,10 +161,15 @@ async def deliver_notification(ctx: JobCtx, notification_id: str, attempt: int) 
     return result.outcome
 
 
-async def deliver(d: WorkerDeps, rt: NotifyRuntime, notification_id: str, attempt: int) -> Result:
-    """The job without arq: check the row, pass the breaker, send, record, schedule the next."""
+async def deliver(
+    d: WorkerDeps, rt: NotifyRuntime, notification_id: str, attempt: int, *, row: Delivery | None = None
+) -> Result:
+    """The job without arq: check the row, pass the breaker, send, record, schedule the next.
+
+    `row`: the notification as just read (the follow-up's query), saving a read.
+    """
     async with d.pool.acquire() as conn:
-        row = await outbox.load(conn, notification_id)
+        row = row or await outbox.load(conn, notification_id)
         if row is None:
             return Result("missing")
         if row.status != "pending" or row.attempts >= attempt:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 
 from shared.db import Connection
@@ -48,15 +49,10 @@ async def write_outbox(conn: Connection, events: Sequence[EventEnvelope]) -> Non
     await conn.execute(_WRITE_OUTBOX, *columns)
 
 
-async def pending_for_event(conn: Connection, provider: str, idempotency_key: str) -> list[str]:
-    """Ids of the event's notifications that were never attempted (what its follow-up enqueues)."""
-    rows = await conn.fetch(
-        "SELECT n.id FROM notifications n JOIN events e ON e.id = n.event_id"
-        " WHERE e.provider = $1 AND e.idempotency_key = $2 AND n.status = 'pending' AND n.attempts = 0",
-        provider,
-        idempotency_key,
-    )
-    return [r["id"] for r in rows]
+async def pending_for_event(conn: Connection, provider: str, idempotency_key: str) -> list[Delivery]:
+    """The event's notifications never attempted yet, ready to send (what its follow-up sends)."""
+    rows = await conn.fetch(_PENDING, provider, idempotency_key)
+    return [_delivery(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +76,19 @@ FROM notifications n JOIN subscribers s ON s.id = n.subscriber_id
 WHERE n.id = $1
 """
 
+_PENDING = (
+    _LOAD.replace("WHERE n.id = $1", "JOIN events e ON e.id = n.event_id")
+    + "WHERE e.provider = $1 AND e.idempotency_key = $2 AND n.status = 'pending' AND n.attempts = 0"
+)
+
 
 async def load(conn: Connection, notification_id: str) -> Delivery | None:
     """The notification and its subscriber; None when there is no such notification."""
     row = await conn.fetchrow(_LOAD, notification_id)
-    if row is None:
-        return None
+    return None if row is None else _delivery(row)
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
     return Delivery(
         id=row["id"],
         status=row["status"],
