@@ -25,7 +25,7 @@ from shared.errors import InvalidInput, PolicyError
 from shared.keys import RedisKeys
 from shared.orders import OrderConflict, list_orders, order_to_data, parse_order, register, resync
 from shared.policy.diff import diff_data, diff_lines, diff_versions
-from shared.policy.replay import WindowReport, compile_candidate, replay_window, window_data
+from shared.policy.replay import WindowReport, compile_candidate, parse_window, replay_window, window_data
 from shared.policy.store import Published, activate, list_versions, load_active, promote, publish, rollback, validate
 from shared.redis import create_redis
 
@@ -138,7 +138,6 @@ async def _activate(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Re
 # -- lifecycle: test against recorded traffic, promote a shadow, roll back, compare versions -----
 
 THRESHOLD_EXCEEDED = 3  # `policy test`: more changes than --max-changed/--max-changed-pct allow
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _lifecycle_parsers(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,14 +160,10 @@ def _lifecycle_parsers(verbs: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _duration(text: str) -> float:
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
     try:
-        seconds = float(number) * _UNITS[unit]
+        return parse_window(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30m, 24h, 7d)") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError("the window must be positive")
-    return seconds
 
 
 async def _test(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
@@ -184,10 +179,7 @@ async def _test(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisK
         print(json.dumps(window_data(report), indent=2))
     else:
         print("\n".join(_test_lines(report, since)))
-    too_many = (args.max_changed is not None and report.changed > args.max_changed) or (
-        args.max_changed_pct is not None and report.changed_pct > args.max_changed_pct
-    )
-    return THRESHOLD_EXCEEDED if too_many else 0
+    return THRESHOLD_EXCEEDED if report.exceeds(args.max_changed, args.max_changed_pct) else 0
 
 
 def _test_lines(report: WindowReport, since: float) -> list[str]:

@@ -30,7 +30,7 @@ from gateway.live import DATABASE
 from gateway.middleware import error_response
 from shared.errors import PolicyError
 from shared.policy.diff import diff_data, diff_versions
-from shared.policy.replay import compile_candidate, replay_window, window_data
+from shared.policy.replay import compile_candidate, parse_window, replay_window, window_data
 from shared.policy.store import (
     Published,
     StoredPolicy,
@@ -46,7 +46,6 @@ from shared.policy.store import (
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _BY = "admin-api"
 
 
@@ -102,12 +101,10 @@ async def try_candidate(request: web.Request) -> web.Response:
     if (refused := refusal(request)) is not None:
         return refused
     query = request.query
-    since = _duration(query.get("since", "24h"))
     try:
+        since = parse_window(query.get("since", "24h"))
         max_changed, max_pct = _threshold(query.get("max_changed")), _threshold(query.get("max_changed_pct"))
     except ValueError:
-        since = None
-    if since is None:
         return error_response(400, "invalid", "since: e.g. 30m, 24h, 7d; max_changed, max_changed_pct: numbers")
     text = await _text(request)
     if isinstance(text, web.Response):
@@ -122,10 +119,7 @@ async def try_candidate(request: web.Request) -> web.Response:
         report = await replay_window(pool, candidate, since=time.time() - since, providers=providers)
     except _UNAVAILABLE as e:
         return _unavailable("policy test", e)
-    exceeded = (max_changed is not None and report.changed > max_changed) or (
-        max_pct is not None and report.changed_pct > max_pct
-    )
-    return web.json_response({**window_data(report), "exceeded": exceeded})
+    return web.json_response({**window_data(report), "exceeded": report.exceeds(max_changed, max_pct)})
 
 
 async def diff(request: web.Request) -> web.Response:
@@ -160,15 +154,6 @@ async def _text(request: web.Request) -> str | web.Response:
         return (await request.read()).decode("utf-8")
     except UnicodeDecodeError:
         return error_response(400, "invalid", "the body is not UTF-8 text")
-
-
-def _duration(text: str) -> float | None:
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        return None
-    return seconds if seconds > 0 else None
 
 
 def _threshold(text: str | None) -> float | None:

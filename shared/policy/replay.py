@@ -132,6 +132,24 @@ class WindowReport:
     def changed_pct(self) -> float:
         return 100.0 * self.changed / self.requests if self.requests else 0.0
 
+    def exceeds(self, max_changed: float | None, max_changed_pct: float | None) -> bool:
+        """More changes than a threshold allows (None: no such threshold)."""
+        return (max_changed is not None and self.changed > max_changed) or (
+            max_changed_pct is not None and self.changed_pct > max_changed_pct
+        )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(text: str) -> float:
+    """Seconds from `90s`, `30m`, `24h`, `7d` (or a bare number of seconds); ValueError otherwise."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    seconds = float(number) * _UNITS[unit]
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"not a positive window: {text!r}")
+    return seconds
+
 
 async def replay_window(
     pool: Pool,
