@@ -1,10 +1,12 @@
 """Try a candidate policy on recorded decisions before publishing it.
 
-Providers that audit their decision requests (`payload.request`, the form `request_to_data`
-writes) can be replayed: each recorded request is decided again under the candidate snapshot, at
-the time it was received, and compared with the action it got. Expected orders are taken from the
-registry as it is now, unconfirmed (a confirmation the recorded answer itself caused must not turn
-into a difference).
+Every synchronous provider audits its decision requests (`decision.request`; Cobo TSS keeps them
+in `payload.request`), in the form `request_to_data` writes, so they can be replayed: each is
+decided again under the candidate snapshot, at the time it was received, and compared with the
+action it got. Expected orders are taken from the registry as it is now, unconfirmed (a
+confirmation the recorded answer itself caused must not turn into a difference).
+`replay_recorded` takes the latest N (the console); `replay_window` streams a whole time window
+(`callgate policy test`, the admin API).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from shared.policy.snapshot import PolicySnapshot, compile_snapshot, decide
 from shared.policy.store import validate
 
 _RECORDED = """
-SELECT provider, request_id, payload->'request' AS request, decision->>'action' AS action,
-       extract(epoch FROM received_at)::float8 AS received_at
+SELECT provider, request_id, coalesce(decision->'request', payload->'request') AS request,
+       decision->>'action' AS action, extract(epoch FROM received_at)::float8 AS received_at
 FROM events
-WHERE payload ? 'request' AND decision ? 'action'
+WHERE (decision ? 'request' OR payload ? 'request') AND decision ? 'action'
 ORDER BY received_at DESC, id DESC
 LIMIT $1
 """
