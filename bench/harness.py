@@ -98,13 +98,16 @@ def run_wrk(
     seconds: int = 10,
     connections: int = 64,
     server_pid: int | list[int] | None = None,
+    timeout_s: int = 2,
 ) -> LoadResult:
     """Drive `url` with wrk for `seconds`; `lua` builds each request (see wrk's scripting docs).
-    `server_pid`: the server process (or processes) whose CPU per request is measured."""
+    `server_pid`: the server process (or processes) whose CPU per request is measured; `timeout_s`:
+    wrk counts an answer slower than this as a timeout error, not a latency."""
     pids = [server_pid] if isinstance(server_pid, int) else server_pid or []
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     cmd = [require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+    cmd[1:1] = ["--timeout", f"{timeout_s}s"]
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before if pids else None

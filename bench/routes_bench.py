@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from redis.asyncio import Redis
 
 from bench.e2e_bench import drain
-from bench.harness import RESULTS, LoadResult, free_port, machine, run_wrk, start, stop
+from bench.harness import RESULTS, LoadResult, cpu_seconds, free_port, machine, run_wrk, start, stop
 from callgate.embedded import EmbeddedRedis
 from shared import rsablocks
 from shared.db import Pool, create_pool, migrate
@@ -69,6 +69,7 @@ UCW_KEY = "bench-ucw-api-key-0123456789"
 UU_KEY = "bench-uu-api-key-0123456789"
 APP_ID = "bench-app"
 WALLET = "00000000-0000-4000-8000-00000000be9c"
+WRK_TIMEOUT_S = 30  # slow routes report their latency rather than socket timeouts
 TSS_TTL_S = 7 * 86400  # cached tokens stay valid for a week
 
 POLICY = {
@@ -403,14 +404,18 @@ async def _drop_database(name: str) -> None:
     await admin.close()
 
 
-def _probe(base: str, req: Req) -> str:
+def _probe(base: str, req: Req, keys: Path) -> str:
     method, path, headers, body = req
     request = urllib.request.Request(base + path, data=body or None, headers=headers, method=method)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (a loopback URL we built)
-            return f"{answer.status} {answer.read()[:90]!r}"
+            text = answer.read()
     except urllib.error.HTTPError as e:
         return f"{e.code} {e.read()[:90]!r}"
+    if path == "/cobo/tss-node/v2/check":  # a signed token: show the decision inside
+        decided = tss.read_response(text.decode(), _rsa(str(keys), "ours").public_key())
+        return f"200 {decided.get('status')} {decided.get('action')} {str(decided.get('error', ''))[:60]}"
+    return f"200 {text[:90]!r}"
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -442,10 +447,11 @@ class Run:
         if rate is not None:
             lua += DELAY.replace("__DELAY__", str(round(1000 * self.args.connections / rate, 3)))
         seconds = self.args.seconds if record else self.args.warmup
+        _settle(pid)
         spy = self._profile(counter, pid) if record and self.args.profile else None
         try:
             result = run_wrk(f"{route} {phase}", url, lua, seconds=seconds, connections=self.args.connections,
-                             server_pid=pid)  # fmt: skip
+                             server_pid=pid, timeout_s=WRK_TIMEOUT_S)  # fmt: skip
         except (KeyError, AttributeError):  # wrk printed no latency: nothing was answered in time
             print(f"{counter} {phase}: no answers within {seconds} s", flush=True)
             return None
@@ -466,6 +472,20 @@ class Run:
         out = RESULTS / f"profile-{route}.txt"
         cmd = ["py-spy", "record", "-p", str(target), "-d", str(self.args.seconds), "-f", "raw", "-o", str(out)]
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _settle(pid: int | list[int], *, timeout_s: float = 30.0) -> None:
+    """Wait until the server is idle: requests a client gave up on are still being answered, and
+    that work must not be billed to the next run."""
+    pids = [pid] if isinstance(pid, int) else pid
+    deadline = time.monotonic() + timeout_s
+    before = sum(cpu_seconds(p) for p in pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = sum(cpu_seconds(p) for p in pids)
+        if now - before < 0.03:  # under 10 % of a core
+            return
+        before = now
 
 
 def _phase(
@@ -511,7 +531,9 @@ def run_routes(args: argparse.Namespace, keys: Path, redis: EmbeddedRedis, datab
                 time.sleep(1.5)  # the policy and the order replica load after the port opens
                 if processes == args.processes[0]:
                     for name, path in run.files.items():
-                        print(f"probe {name:<30} {_probe(f'http://127.0.0.1:{port}', _read_last(path))}", flush=True)
+                        print(
+                            f"probe {name:<30} {_probe(f'http://127.0.0.1:{port}', _read_last(path), keys)}", flush=True
+                        )
                 _phase(run, port, hello_port, pids, f"saturation {processes} proc", None)
                 if processes == 1:
                     for rate in args.rates:

@@ -27,7 +27,7 @@ Row = tuple[str, str, str, bool | None]  # what, figure, goal, met (None: no goa
 QUICK: dict[str, list[str]] = {
     "policy_bench": ["--evaluations", "50000"],
     "cobo_tss_bench": ["all", "--sign-seconds", "1", "--seconds", "3"],
-    "routes_bench": ["--seconds", "3", "--warmup", "1", "--events", "2000"],
+    "routes_bench": ["--seconds", "4", "--warmup", "1", "--events", "2000"],
     "e2e_bench": ["--seconds", "5", "--events", "2000"],
     "console_bench": ["--events", "100000", "--rounds", "3"],
 }
@@ -128,11 +128,24 @@ def print_table(rows: list[Row]) -> None:
         print(f"{what:<{width}}  {figure:<72}  {goal:<22} {mark}")
 
 
+def print_markdown(rows: list[Row]) -> None:
+    print("| what | figure | goal | met |\n|---|---|---|---|")
+    for what, figure, goal, met in rows:
+        mark = {True: "yes", False: "**no**", None: ""}[met]
+        print(f"| {what} | {figure} | {goal} | {mark} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the goals' sizes and 10 s runs (much longer)")
     parser.add_argument("--only", nargs="*", choices=sorted(QUICK), help="run only these (the table reads all)")
+    parser.add_argument(
+        "--markdown", action="store_true", help="run nothing: print the table of the results as Markdown"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        print_markdown(summary())
+        return
     plan = FULL if args.full else QUICK
     status: dict[str, object] = {}
     for name, extra in plan.items():
