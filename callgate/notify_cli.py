@@ -18,11 +18,11 @@ from shared.config import Settings
 from shared.db import Pool, create_pool
 from shared.errors import InvalidInput
 from shared.jobs import DELIVER_NOTIFICATION
+from shared.jobs import delivery_job_id as job_id
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
 from shared.queue import deserialize_job, serialize_job
-from workers.deliver import job_id
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -512,6 +512,8 @@ class Settings:
     spool_replay_interval_seconds: float = 1.0
     job_timeout_seconds: int = 60
     worker_max_jobs: int = 50
+    # arq polls the queue; its 0.5 s default adds up to half a second to every hop of an event.
+    worker_poll_delay_seconds: float = 0.05
     log_level: str = "INFO"
     log_json: bool = True
     providers: ProviderSettings = field(default_factory=ProviderSettings)
@@ -537,6 +539,7 @@ class Settings:
             spool_replay_interval_seconds=_float(env, "CALLGATE_SPOOL_REPLAY_INTERVAL_SECONDS", 1.0, minimum=0.05),
             job_timeout_seconds=_int(env, "CALLGATE_JOB_TIMEOUT_SECONDS", 60, minimum=1),
             worker_max_jobs=_int(env, "CALLGATE_WORKER_MAX_JOBS", 50, minimum=1),
+            worker_poll_delay_seconds=_float(env, "CALLGATE_WORKER_POLL_DELAY_SECONDS", 0.05, minimum=0.0),
             log_level=_log_level(env),
             log_json=_bool(env, "CALLGATE_LOG_JSON", True),
             providers=_providers(env),

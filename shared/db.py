@@ -78,7 +78,7 @@ _INSERT_EVENTS = """
 INSERT INTO events (provider, kind, idempotency_key, request_id, raw_body, payload, headers,
                     status, decision, policy_version, received_at)
 SELECT e.provider, e.kind, e.idempotency_key, e.request_id, e.raw_body,
-       COALESCE(e.payload::jsonb, convert_from(e.raw_body, 'UTF8')::jsonb),
+       COALESCE(e.payload::jsonb, replace(convert_from(e.raw_body, 'UTF8'), '\\u0000', '\\ufffd')::jsonb),
        e.headers::jsonb, e.status, e.decision::jsonb, e.policy_version, e.received_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::int[], $11::timestamptz[])
@@ -90,7 +90,14 @@ RETURNING provider, idempotency_key
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else jsonb_safe(orjson.dumps(value).decode())
+
+
+def jsonb_safe(json_text: str) -> str:
+    """JSON text Postgres's jsonb accepts: jsonb cannot hold NUL (\\u0000) and refuses the whole
+    row, though valid JSON may carry it. It becomes U+FFFD (visibly altered); the raw body column
+    keeps the exact bytes that arrived."""
+    return json_text.replace("\\u0000", "\\ufffd")
 
 
 async def insert_events(conn: Connection, events: Sequence[EventEnvelope]) -> set[tuple[str, str]]:

@@ -25,6 +25,13 @@ ASSESS_RISK = "assess_risk"  # risk: velocity, deny lists, KYT, repeated rejects
 
 JsonObject = dict[str, Any]
 
+
+def delivery_job_id(notification_id: str, attempt: int) -> str:
+    """The arq job id of one delivery attempt: stable, so a repeated enqueue (a retry, a replay
+    from the CLI or the console) of the same attempt is a no-op while it is queued."""
+    return f"notify:{notification_id}:{attempt}"
+
+
 # Header names whose values are credentials: dropped before anything is stored or logged.
 SECRET_HEADERS = frozenset(
     {

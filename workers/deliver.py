@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from shared.jobs import DELIVER_NOTIFICATION, EventEnvelope
+from shared.jobs import delivery_job_id as job_id
 from shared.notify import outbox, signing, subscribers
 from shared.notify.breaker import Breaker
 from shared.notify.outbox import Attempt, Delivery
@@ -90,11 +91,6 @@ def _runtime(ctx: JobCtx) -> NotifyRuntime:
 def _arq(d: WorkerDeps) -> ArqRedis:
     assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
     return d.redis
-
-
-def job_id(notification_id: str, attempt: int) -> str:
-    """Stable per attempt: a repeated enqueue of the same attempt is a no-op while it is queued."""
-    return f"notify:{notification_id}:{attempt}"
 
 
 async def enqueue(d: WorkerDeps, notification_id: str, attempt: int, *, at: float | None = None) -> None:

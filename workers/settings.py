@@ -111,6 +111,7 @@ def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overri
         "job_serializer": serialize_job,
         "job_deserializer": deserialize_job,
         "max_jobs": settings.worker_max_jobs,
+        "poll_delay": settings.worker_poll_delay_seconds,
         "job_timeout": settings.job_timeout_seconds,
         # Results are not read by anyone; not writing them saves a Redis write per job.
         "keep_result": 0,

@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import orjson
 from arq import Retry
 
-from shared.jobs import EventEnvelope
+from shared.db import jsonb_safe
+from shared.errors import InvalidInput
+from shared.jobs import STORE_EVENT, EventEnvelope
+from shared.notify.outbox import dead_letter
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.followups import FOLLOW_UPS
 
 logger = logging.getLogger(__name__)
 
-# Postgres may be away for a while (failover, maintenance): retry for about four hours.
-BACKOFF_S = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 3600, 3600)
-MAX_TRIES = len(BACKOFF_S) + 1
+# Postgres may be away for a while (failover, maintenance). An acknowledged callback is never
+# given up on: after the ramp, one try an hour for a month (the `jobs{outcome="retry"}` alert
+# fires long before). Its arq job outlives that: jobs are kept as long as dedup markers.
+BACKOFF_S = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
+MAX_TRIES = 24 * 31
 
 # Failures that say "Postgres is not there right now", not "this event is bad".
 TRANSIENT = (
@@ -35,11 +41,38 @@ TRANSIENT = (
 
 async def store_event(ctx: JobCtx, envelope: object) -> str:
     """Insert the event row (ON CONFLICT DO NOTHING) and enqueue provider follow-ups once."""
+    d = deps(ctx)
     try:
-        return await persist(deps(ctx), EventEnvelope.from_json(envelope))
+        return await persist(d, EventEnvelope.from_json(envelope))
     except TRANSIENT as e:
-        try_ = int(ctx.get("job_try", 1))
-        raise Retry(defer=BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]) from e
+        raise Retry(defer=_backoff(ctx)) from e
+    except (asyncpg.PostgresError, InvalidInput) as e:
+        # The row itself is refused (a constraint, a value Postgres cannot hold): retrying cannot
+        # help. Keep the job for a replay after a fix, and say so loudly.
+        logger.error("store_event refused permanently: %s", e)
+        try:
+            async with d.pool.acquire() as conn:
+                args = orjson.loads(jsonb_safe(orjson.dumps([envelope]).decode()))
+                await dead_letter(conn, STORE_EVENT, _ref(envelope), args, f"{type(e).__name__}: {e}")
+        except TRANSIENT as again:
+            raise Retry(defer=_backoff(ctx)) from again
+        d.metrics.events_stored.labels(_provider(envelope), "dead_lettered").inc()
+        return "dead_lettered"
+
+
+def _backoff(ctx: JobCtx) -> int:
+    try_ = int(ctx.get("job_try", 1))
+    return BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]
+
+
+def _provider(envelope: object) -> str:
+    provider = envelope.get("provider") if isinstance(envelope, dict) else None
+    return provider if isinstance(provider, str) and provider.isidentifier() else "unknown"
+
+
+def _ref(envelope: object) -> str:
+    key = envelope.get("idempotency_key") if isinstance(envelope, dict) else None
+    return f"{_provider(envelope)}:{key}"
 
 
 async def persist(d: WorkerDeps, event: EventEnvelope) -> str:

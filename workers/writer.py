@@ -9,11 +9,22 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import asyncpg
+
 from shared.db import Pool, insert_events
 from shared.jobs import EventEnvelope
 from shared.notify.outbox import write_outbox
 
 MAX_BATCH = 500
+
+# Errors that say "the database is away", where splitting a batch would only multiply the wait.
+TRANSIENT_DB = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 
 
 @dataclass(slots=True)
@@ -62,16 +73,29 @@ class EventWriter:
                 inserted = await insert_events(conn, [p.event for p in batch])
                 # Notifications commit with their event rows: a stored event always has them.
                 await write_outbox(conn, _inserted_once(batch, inserted))
+        except asyncpg.PostgresError as e:
+            if len(batch) > 1 and not isinstance(e, TRANSIENT_DB):
+                # One bad row fails the whole statement: write the rows one by one, so only the
+                # job that carried it sees the error and every other event is stored.
+                for p in batch:
+                    await self._write([p])
+                return
+            self._fail(batch, e)
+            return
         except Exception as e:  # handed to each job, which classifies it (retry or fail)
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(e)
+            self._fail(batch, e)
             return
         for p in batch:
             if not p.future.done():
                 key = (p.event.provider, p.event.idempotency_key)
                 p.future.set_result(key in inserted)
                 inserted.discard(key)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], e: BaseException) -> None:
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(e)
 
 
 def _inserted_once(batch: list[_Pending], inserted: set[tuple[str, str]]) -> list[EventEnvelope]:

@@ -1,7 +1,7 @@
 """What the console changes, always through the notification pipeline's own functions.
 
 Replays reset rows with `shared.notify.replay` and enqueue the attempt under the workers' own job
-id (`workers.deliver.job_id`), exactly as `callgate replay` does: a notification keeps its
+id (`shared.jobs.delivery_job_id`), exactly as `callgate replay` does: a notification keeps its
 `webhook-id`, and an attempt already queued is not queued twice. The console is an admin process,
 not the gateway (it never serves callbacks), which is why it may use that one worker function.
 """
@@ -16,12 +16,12 @@ from arq.connections import ArqRedis
 
 from shared.db import Pool
 from shared.jobs import DELIVER_NOTIFICATION
+from shared.jobs import delivery_job_id as job_id
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
 from shared.policy import store
 from shared.policy.replay import ReplayReport, replay_recorded
-from workers.deliver import job_id
 
 
 async def replay_notifications(

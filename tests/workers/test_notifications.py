@@ -21,12 +21,13 @@ from standardwebhooks import Webhook
 from callgate.demo import wyre_transaction
 from shared.config import Settings
 from shared.db import Pool as Db
+from shared.jobs import delivery_job_id as job_id
 from shared.notify import outbox, subscribers
 from shared.notify.schedule import DeliveryPolicy
 from tests.conftest import WYRE_TOKEN, RunWorker, sample_value
 from tests.receiver import Received, Receiver, refused_url
 from tests.workers.notify_support import FakeClock, notify_env, store, until, wyre_event
-from workers.deliver import POLICY, deliver, job_id
+from workers.deliver import POLICY, deliver
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
 URL = f"/wyre/v3/wallet-callbacks/{WYRE_TOKEN}"
