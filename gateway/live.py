@@ -16,10 +16,12 @@ from gateway.keys import METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, SETTINGS
 from shared.db import Pool, create_pool
 from shared.order_replica import OrderReplica
 from shared.policy.holder import PolicyHolder
+from shared.risk.replica import FreezeReplica
 
 DATABASE = web.AppKey("database", Pool)  # off the request path only: policy loads, admin API
 POLICY_POLL_S = 5.0
 ORDERS_POLL_S = 0.5
+FREEZES_POLL_S = 1.0
 
 
 async def live_state(app: web.Application) -> AsyncIterator[None]:
@@ -30,7 +32,10 @@ async def live_state(app: web.Application) -> AsyncIterator[None]:
     replica = OrderReplica(app[REDIS], app[REDIS_KEYS], pool=pool, poll_interval_s=ORDERS_POLL_S, metrics=app[METRICS])
     app[DATABASE] = pool
     # A source the embedder put in place already (a test's fixed snapshot) is left alone.
+    freezes = FreezeReplica(app[REDIS], app[REDIS_KEYS], poll_interval_s=FREEZES_POLL_S)
     if POLICY not in app:
+        await freezes.start()
+        holder.attach_freezes(freezes)  # a risk check's freeze reaches the next decision
         await holder.start()
         app[POLICY] = holder
     if ORDERS not in app:
@@ -39,4 +44,5 @@ async def live_state(app: web.Application) -> AsyncIterator[None]:
     yield
     await replica.stop()
     await holder.stop()
+    await freezes.stop()
     await pool.close()

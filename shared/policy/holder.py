@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import asyncpg
 from redis.asyncio import Redis
@@ -26,6 +28,10 @@ from shared.policy.snapshot import PolicySnapshot
 from shared.policy.store import StoredPolicy, compile_stored, load_active, load_version, versions_in_effect
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from shared.risk.freezes import Freeze
+    from shared.risk.replica import FreezeReplica
 
 _LOAD_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, PolicyError)
 
@@ -48,6 +54,8 @@ class PolicyHolder:
         self._metrics = metrics
         self._current: PolicySnapshot | None = None
         self._shadow: PolicySnapshot | None = None  # a candidate evaluated beside, never answered with
+        self._freezes: FreezeReplica | None = None
+        self._merged: tuple[PolicySnapshot, Mapping[str, Freeze], PolicySnapshot] | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         if metrics is not None:
@@ -55,7 +63,21 @@ class PolicyHolder:
 
     @property
     def current(self) -> PolicySnapshot | None:
-        return self._current
+        """The active snapshot, with the risk freezes of the attached replica merged in."""
+        current = self._current
+        if current is None or self._freezes is None:
+            return current
+        frozen = self._freezes.frozen
+        merged = self._merged
+        # Two identity checks per request; a new merge only when the version or the freezes change.
+        if merged is None or merged[0] is not current or merged[1] is not frozen:
+            snapshot = current.with_risk_frozen({wallet: f.reason for wallet, f in frozen.items()})
+            self._merged = merged = (current, frozen, snapshot)
+        return merged[2]
+
+    def attach_freezes(self, freezes: FreezeReplica) -> None:
+        """Merge the wallets frozen by risk checks into every snapshot this holder hands out."""
+        self._freezes = freezes
 
     @property
     def shadow(self) -> PolicySnapshot | None:

@@ -15,6 +15,7 @@ How a decision is reached:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -62,6 +63,13 @@ class PolicySnapshot:
     transfer_memo: dict[tuple[str, str, str, str], tuple[TransferRule, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # Wallets frozen by the workers' risk checks (wallet -> reason code), merged in by the holder:
+    # a freeze is part of the snapshot a decision is a pure function of, not a lookup beside it.
+    risk_frozen: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def with_risk_frozen(self, frozen: Mapping[str, str]) -> PolicySnapshot:
+        """This version with the given risk freezes (the transfer memo is shared: same rules)."""
+        return dataclasses.replace(self, risk_frozen=frozen)
 
     def rules_for_request(self, provider: str, operation: str) -> tuple[RequestRule, ...]:
         index = self.request_rules
@@ -157,6 +165,8 @@ def decide(
         return Decision(Action.APPROVE, (Reason("ping", ""),), snapshot.version)
     objections: list[Reason] = []
     vouchers: dict[str, None] = {}  # rule ids, in order, without repeats
+    if request.wallet is not None and (why := snapshot.risk_frozen.get(request.wallet)) is not None:
+        objections.append(Reason("wallet_frozen_by_risk", "", why))
     vouched = _check_request(snapshot, request, orders, time.time() if now is None else now, objections, vouchers)
     covered = all([_check_transfer(snapshot, request, t, objections, vouchers) for t in request.transfers])
     if objections:
