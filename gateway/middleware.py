@@ -7,6 +7,7 @@ generic 500 that leaks nothing, always logged with the route and the request id.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -21,6 +22,8 @@ from gateway.keys import METRICS
 logger = logging.getLogger(__name__)
 
 REQUEST_ID = web.RequestKey("request_id", str)
+# A body must arrive within this long once its headers have (slowloris); aiohttp has no such limit.
+BODY_READ_TIMEOUT_S = 10.0
 
 # Request ids: a random per-process prefix and a counter, unique across processes and hosts and
 # far cheaper than uuid4 on the hot path.
@@ -50,7 +53,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[REQUEST_ID] = header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
     started = time.perf_counter()
     try:
-        response = await handler(request)
+        if await _body_in_time(request):
+            response = await handler(request)
+        else:
+            response = _json(408, "timeout", "the request body did not arrive in time")
+            response.force_close()
     except web.HTTPException as e:
         response = e if e.status != 413 else _json(413, "too_large", "request body exceeds the configured limit")
     except web.RequestPayloadError:
@@ -64,6 +71,21 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[METRICS].request_seconds.labels(_route_name(request)).observe(time.perf_counter() - started)
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response
+
+
+async def _body_in_time(request: web.Request) -> bool:
+    """Read a body of announced length (within the cap) before the handler, with a deadline; the
+    handler's own read then returns it at once. Others (chunked, encoded, over the cap) are left to it."""
+    length = request.content_length
+    if not length or length > request.client_max_size or "Content-Encoding" in request.headers:
+        return True
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            await request.read()
+    except TimeoutError:
+        logger.warning("request %s: body not received within %.0fs, closed", request[REQUEST_ID], BODY_READ_TIMEOUT_S)
+        return False
+    return True
 
 
 def _json(status: int, code: str, detail: str) -> web.Response:
