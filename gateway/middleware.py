@@ -59,7 +59,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = _json(408, "timeout", "the request body did not arrive in time")
             response.force_close()
     except web.HTTPException as e:
-        response = e if e.status != 413 else _json(413, "too_large", "request body exceeds the configured limit")
+        response = _from_http_exception(e)
     except web.RequestPayloadError:
         # A body aiohttp cannot decode (a false Content-Encoding, a broken chunk): the caller's fault.
         response = _json(400, "bad_body", "the request body could not be read")
@@ -86,6 +86,17 @@ async def _body_in_time(request: web.Request) -> bool:
         logger.warning("request %s: body not received within %.0fs, closed", request[REQUEST_ID], BODY_READ_TIMEOUT_S)
         return False
     return True
+
+
+def _from_http_exception(e: web.HTTPException) -> web.Response:
+    # aiohttp deprecates returning its exceptions as responses; answer our error shape instead.
+    if e.status == 413:
+        return _json(413, "too_large", "request body exceeds the configured limit")
+    response = _json(e.status, e.reason.lower().replace(" ", "_"), e.reason)
+    for header in ("Allow", "Location", "Retry-After"):
+        if header in e.headers:
+            response.headers[header] = e.headers[header]
+    return response
 
 
 def _json(status: int, code: str, detail: str) -> web.Response:

@@ -15,7 +15,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -54,15 +54,41 @@ def _reachable(url: str) -> bool:
         return False
 
 
+_TAKE_OVER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'EX', 3600) end"
+
+
+def _reclaim(admin: redis_sync.Redis, name: str, lease: str) -> bool:
+    """Take over the lease of a session that died without releasing it (killed on this host)."""
+    held = cast(bytes | None, admin.get(name))
+    if held is None:
+        return bool(admin.set(name, lease, nx=True, ex=3600))
+    host, _, rest = held.decode().partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return False
+    except ProcessLookupError:
+        # Compare-and-set, so two new sessions cannot both take the same dead lease.
+        script = (
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'EX', 3600) end"
+        )
+        return bool(admin.eval(script, 1, name, held.decode(), lease))
+    except PermissionError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis URL with a database index leased to this session alone."""
     if not _reachable(REDIS_BASE):
         _unreachable("redis", REDIS_BASE)
     admin = redis_sync.Redis.from_url(f"{REDIS_BASE}/0")
-    lease = f"callgate:test-lease:{os.getpid()}:{secrets.token_hex(4)}"
+    lease = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     for index in range(1, 16):
-        if admin.set(f"callgate:test-db:{index}", lease, nx=True, ex=3600):
+        name = f"callgate:test-db:{index}"
+        if admin.set(name, lease, nx=True, ex=3600) or _reclaim(admin, name, lease):
             break
     else:
         pytest.fail("no free Redis database index (1-15) for this test session")
