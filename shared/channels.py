@@ -7,7 +7,6 @@ while reconnecting costs a poll interval, never correctness.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -36,11 +35,16 @@ async def follow(redis: Redis, channel: str, handle: Callable[[bytes], Awaitable
             await asyncio.sleep(RETRY_S)
 
 
+STOP_WAIT_S = 2.0
+
+
 async def stop_tasks(tasks: Iterable[asyncio.Task[None]]) -> None:
-    """Cancel background tasks and wait until they are gone."""
-    pending = list(tasks)
+    """Cancel background tasks and wait for them, a bounded time: a pub/sub connection cancelled
+    mid-read may wait out its socket timeout while closing, and shutdown must not hang on it."""
+    pending = [task for task in tasks if not task.done()]
     for task in pending:
         task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if pending:
+        _, stuck = await asyncio.wait(pending, timeout=STOP_WAIT_S)
+        for task in stuck:
+            logger.warning("background task %s still closing after %.0fs; left behind", task.get_name(), STOP_WAIT_S)
