@@ -63,6 +63,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.RequestPayloadError:
         # A body aiohttp cannot decode (a false Content-Encoding, a broken chunk): the caller's fault.
         response = _json(400, "bad_body", "the request body could not be read")
+        # aiohttp drops the connection after a body it could not parse: say so, so that the
+        # client does not send its next request down a socket that is about to close.
+        response.force_close()
     except Exception:
         logger.exception(
             "unhandled error on %s %s (request %s)", request.method, _route_name(request), request[REQUEST_ID]
