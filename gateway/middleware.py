@@ -82,6 +82,8 @@ async def _body_in_time(request: web.Request) -> bool:
     length = request.content_length
     if not length or length > request.client_max_size or "Content-Encoding" in request.headers:
         return True
+    if request.content.is_eof():
+        return True  # the whole body came with the headers (the common case): no timer needed
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
             await request.read()
