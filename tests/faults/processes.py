@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callgate.embedded import free_port
+from callgate.embedded import free_port, kill_process, stop_process
 
 
 @dataclass
@@ -39,17 +39,10 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL, as the OOM killer or a lost node would."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, signal.SIGTERM, 10)
 
     @property
     def alive(self) -> bool:
