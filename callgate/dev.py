@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +22,7 @@ from aiohttp import web
 
 from callgate.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
 from gateway.app import create_app
-from shared.config import Settings
+from shared.config import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
 from shared.db import create_pool, migrate
 from shared.keys import RedisKeys
 from shared.policy.store import active_version, publish
@@ -56,27 +56,34 @@ def _dev_secrets(data: Path, env: MutableMapping[str, str]) -> None:
         env["CALLGATE_WYRE_PATH_TOKEN"] = token
 
 
+Server = EmbeddedRedis | EmbeddedPostgres
+
+
 @contextlib.contextmanager
 def services(data: Path, env: MutableMapping[str, str], *, embedded: bool) -> Iterator[None]:
     """Point REDIS_URL/DATABASE_URL at running servers, starting private ones where needed."""
-    started: list[EmbeddedRedis | EmbeddedPostgres] = []
+    started: list[Server] = []
+
+    def provide(variable: str, default_port: int, default_url: str, make: Callable[[], Server]) -> None:
+        if env.get(variable):
+            return
+        if not embedded and port_answers("127.0.0.1", default_port):
+            env[variable] = default_url
+            return
+        server = make().start()
+        started.append(server)
+        env[variable] = server.url
+
+    redis_port = int(env.get("CALLGATE_DEV_REDIS_PORT", "16379"))
+    postgres_port = int(env.get("CALLGATE_DEV_POSTGRES_PORT", "15432"))
     try:
-        if not env.get("REDIS_URL"):
-            if not embedded and port_answers("127.0.0.1", 6379):
-                env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-            else:
-                port = int(env.get("CALLGATE_DEV_REDIS_PORT", "16379"))
-                redis = EmbeddedRedis(data / "redis", port=port).start()
-                started.append(redis)
-                env["REDIS_URL"] = redis.url
-        if not env.get("DATABASE_URL"):
-            if not embedded and port_answers("127.0.0.1", 5432):
-                env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/callgate"
-            else:
-                port = int(env.get("CALLGATE_DEV_POSTGRES_PORT", "15432"))
-                postgres = EmbeddedPostgres(data / "postgres", port=port).start()
-                started.append(postgres)
-                env["DATABASE_URL"] = postgres.url
+        provide("REDIS_URL", 6379, DEFAULT_REDIS_URL, lambda: EmbeddedRedis(data / "redis", port=redis_port))
+        provide(
+            "DATABASE_URL",
+            5432,
+            DEFAULT_DATABASE_URL,
+            lambda: EmbeddedPostgres(data / "postgres", port=postgres_port),
+        )
         yield
     finally:
         for server in reversed(started):

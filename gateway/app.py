@@ -8,7 +8,9 @@ from aiohttp import web
 
 from gateway.ingest import Ingestor
 from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
+from gateway.live import live_state
 from gateway.middleware import observe
+from gateway.process_metrics import side_port
 from gateway.routes import setup_routes
 from shared.config import Settings
 from shared.keys import RedisKeys
@@ -25,13 +27,9 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app[REDIS_KEYS] = RedisKeys(settings.key_prefix)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_ingestor)
-    # >>> feature contexts (policy holder, order replica, ...; after _ingestor)
-    from gateway.process_metrics import side_port  # per-process /metrics (docs/operations.md)
-
-    app.cleanup_ctx.append(side_port)
-    from gateway.live import live_state  # policy snapshot + expected-order replica (POLICY, ORDERS)
-
-    app.cleanup_ctx.append(live_state)
+    # >>> feature contexts (after _ingestor)
+    app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
+    app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
     # <<< feature contexts
     setup_routes(app, settings)
     return app
