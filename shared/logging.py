@@ -5,10 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 import orjson
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# The id that follows one callback from the gateway through every worker job to the downstream
+# notification: the gateway's request id. Whoever starts work on a callback's behalf (the request
+# middleware, a job runner) sets it; every log line written in that task carries it. asyncio
+# copies the context into each task it creates, so a value set inside a request's or a job's own
+# task never leaks into another one.
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,6 +29,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if (cid := correlation_id.get()) is not None:
+            entry["correlation_id"] = cid
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
