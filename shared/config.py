@@ -501,6 +501,9 @@ class Settings:
     worker_metrics_port: int = 9091
     admin_token: str | None = field(default=None, repr=False)
     max_body_bytes: int = 256 * 1024
+    # A request's line and headers must arrive within this long of its first byte (slowloris on the
+    # head; aiohttp itself only drops a connection after its 75 s keep-alive timeout).
+    request_head_timeout_seconds: float = 10.0
     # Dedup markers outlive every provider's retry horizon (UU Wallet retries for days).
     dedup_ttl_seconds: int = 7 * 24 * 3600
     # A synchronous answer is remembered at least as long as a signer may retry (≥ 48 h).
@@ -530,6 +533,7 @@ class Settings:
             worker_metrics_port=_int(env, "CALLGATE_WORKER_METRICS_PORT", 9091, minimum=0, maximum=65535),
             admin_token=_secret(env, "CALLGATE_ADMIN_TOKEN"),
             max_body_bytes=_int(env, "CALLGATE_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            request_head_timeout_seconds=_float(env, "CALLGATE_REQUEST_HEAD_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             dedup_ttl_seconds=_int(env, "CALLGATE_DEDUP_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
             memo_ttl_seconds=_int(env, "CALLGATE_MEMO_TTL_SECONDS", 72 * 3600, minimum=48 * 3600),
             redis_timeout_seconds=_float(env, "CALLGATE_REDIS_TIMEOUT_SECONDS", 2.0, minimum=0.05),
