@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import pytest
@@ -11,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared import libcrypto, rsablocks
 from shared.errors import InvalidInput
 from shared.rsablocks import (
     RsaPrivate,
@@ -90,8 +93,50 @@ def test_type2_padding_is_random() -> None:
     assert public_encrypt(key.public, b"same") != public_encrypt(key.public, b"same")
 
 
-def test_type1_blocks_interoperate_with_openssl() -> None:
-    crypto = _crypto_key(2048)
+def test_libcrypto_is_found_here() -> None:
+    # Without it every test below would pass on the Python fallback and prove nothing about OpenSSL.
+    assert libcrypto.available()
+    assert rsablocks._native(_key(1024)) is not None
+
+
+@pytest.mark.parametrize(("bits", "examples"), [(1024, 40), (2048, 20), (4096, 4)])
+def test_openssl_type1_blocks_equal_the_python_reference(bits: int, examples: int) -> None:
+    key = _key(bits)
+
+    # Type-1 padding is deterministic, so the two implementations must agree byte for byte.
+    @settings(max_examples=examples, deadline=None)
+    @given(message=st.binary(max_size=2 * key.public.max_chunk), chunk=st.integers(1, key.public.max_chunk))
+    def check(message: bytes, chunk: int) -> None:
+        pieces = [message[i : i + chunk] for i in range(0, len(message), chunk)] or [b""]
+        reference = b"".join(rsablocks._python_type1(key, piece) for piece in pieces)
+        assert private_encrypt(key, message, chunk_size=chunk) == reference
+
+    check()
+
+
+@pytest.mark.parametrize("bits", [1024, 2048, 4096])
+def test_openssl_raw_private_operation_equals_python(bits: int) -> None:
+    key = _key(bits)
+    native = rsablocks._native(key)
+    assert native is not None
+    for _ in range(3):
+        block = secrets.randbelow(key.public.n).to_bytes(key.public.size, "big")
+        expected = rsablocks._private_op(key, int.from_bytes(block, "big")).to_bytes(key.public.size, "big")
+        assert native.raw(block) == expected
+
+
+def test_private_operations_are_safe_from_threads() -> None:
+    # The gateway runs them in an executor: one shared EVP_PKEY, a context per call.
+    key = _key(2048)
+    messages = [f"answer {i}".encode() for i in range(64)]
+    with ThreadPoolExecutor(8) as pool:
+        blocks = list(pool.map(lambda m: private_encrypt(key, m), messages))
+    assert blocks == [rsablocks._python_type1(key, m) for m in messages]
+
+
+@pytest.mark.parametrize("bits", [1024, 2048, 4096])
+def test_type1_blocks_interoperate_with_openssl(bits: int) -> None:
+    crypto = _crypto_key(bits)
     key = private_from_crypto(crypto)
     digest = hashlib.sha256(b"hello").digest()
     signature = crypto.sign(b"hello", padding.PKCS1v15(), hashes.SHA256())
@@ -100,8 +145,9 @@ def test_type1_blocks_interoperate_with_openssl() -> None:
     crypto.public_key().verify(ours, b"hello", padding.PKCS1v15(), hashes.SHA256())
 
 
-def test_type2_blocks_interoperate_with_openssl() -> None:
-    crypto = _crypto_key(1024)
+@pytest.mark.parametrize("bits", [1024, 2048, 4096])
+def test_type2_blocks_interoperate_with_openssl(bits: int) -> None:
+    crypto = _crypto_key(bits)
     key = private_from_crypto(crypto)
     assert crypto.decrypt(public_encrypt(key.public, b"to openssl"), padding.PKCS1v15()) == b"to openssl"
     assert private_decrypt(key, crypto.public_key().encrypt(b"from openssl", padding.PKCS1v15())) == b"from openssl"
