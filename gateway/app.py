@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.health import postgres_health
 from gateway.ingest import Ingestor
 from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
 from gateway.live import live_state
@@ -30,6 +31,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     # >>> feature contexts (after _ingestor)
     app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
     app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
+    app.cleanup_ctx.append(postgres_health)  # callgate_postgres_up (reported, not a readiness condition)
     # <<< feature contexts
     setup_routes(app, settings)
     return app

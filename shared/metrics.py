@@ -55,6 +55,11 @@ class Metrics:
         self.redis_up = Gauge(
             "callgate_redis_up", "1 when the last Redis operation of this process succeeded.", registry=r
         )
+        self.postgres_up = Gauge(
+            "callgate_postgres_up",
+            "1 when Postgres answered this process's last probe or query (gateway and worker processes).",
+            registry=r,
+        )
         # workers
         self.jobs = Counter(
             "callgate_jobs_total",

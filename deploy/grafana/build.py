@@ -132,6 +132,7 @@ def traffic() -> dict[str, Any]:
                     red_above=0,
                 ),
                 stat("Redis reachable (processes)", "sum(callgate_redis_up)"),
+                stat("PostgreSQL reachable (processes)", "sum(callgate_postgres_up)"),
                 stat("Spool bytes", "sum(callgate_spool_bytes)", unit="bytes", red_above=0),
             ],
             [
@@ -349,6 +350,10 @@ def workers() -> dict[str, Any]:
                     unit="ops",
                 ),
                 timeseries("Scrape targets up", [('up{job=~"callgate.*"}', "{{instance}}")]),
+                timeseries(
+                    "Redis and PostgreSQL reachable per process",
+                    [("callgate_redis_up", "redis {{instance}}"), ("callgate_postgres_up", "postgres {{instance}}")],
+                ),
             ],
         ],
         [],

@@ -1,0 +1,101 @@
+"""Postgres health: `callgate_postgres_up` follows a real Postgres going away and coming back,
+in the gateway and in a worker, and a gateway without Postgres still acks and stays ready."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from callgate.demo import wyre_transaction
+from gateway.health import POSTGRES_HEALTH
+from gateway.keys import METRICS
+from shared.config import Settings
+from shared.db import create_pool
+from shared.health import postgres_probe
+from shared.metrics import Metrics
+from tests.conftest import WYRE_TOKEN, sample_value
+from tests.forwarder import Forwarder, forwarding
+from tests.gateway.test_admin_orders import until
+from workers.health import health_probes
+
+Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def _through(settings: Settings, forwarder: Forwarder) -> Settings:
+    parts = urlsplit(settings.database_url)
+    netloc = f"{parts.username or ''}@127.0.0.1:{forwarder.port}" if parts.username else f"127.0.0.1:{forwarder.port}"
+    return dataclasses.replace(settings, database_url=parts._replace(netloc=netloc).geturl())
+
+
+def _target(settings: Settings) -> tuple[str, int]:
+    parts = urlsplit(settings.database_url)
+    return parts.hostname or "127.0.0.1", parts.port or 5432
+
+
+async def test_gateway_reports_postgres_down_and_up_and_keeps_acking(gateway: Gateway, settings: Settings) -> None:
+    async with forwarding(*_target(settings)) as forwarder:
+        client = await gateway(_through(settings, forwarder))
+        probe = client.app[POSTGRES_HEALTH]
+
+        def up() -> float:
+            return sample_value(client.app[METRICS], "callgate_postgres_up")
+
+        await until(lambda: up() == 1, within_s=5)
+        await forwarder.cut()
+        assert await probe.probe() is False and up() == 0
+        # Postgres is off the ack path: the gateway stays ready and a callback is still acked.
+        ready = await client.get("/readyz")
+        assert ready.status == 200 and (await ready.json())["status"] == "ready"
+        url = f"/wyre/v3/wallet-callbacks/{WYRE_TOKEN}"
+        acked = await client.post(url, data=wyre_transaction("PENDING", "TR_PGDOWN1"))
+        assert acked.status == 200 and (await acked.json())["status"] == "accepted"
+        await forwarder.restore()
+        assert await probe.probe() is True and up() == 1
+
+
+async def test_a_postgres_that_hangs_reads_as_down_within_the_probe_timeout(settings: Settings) -> None:
+    # A listener that accepts and never answers: the probe's own timeout, not asyncpg's 60 s.
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    metrics = Metrics()
+    pool = await create_pool(f"postgresql://callgate@127.0.0.1:{port}/callgate", min_size=0, max_size=1)
+    try:
+        probe = postgres_probe(pool, metrics.postgres_up, timeout_s=0.3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await probe.probe() is False
+        assert loop.time() - started < 2.0
+        assert sample_value(metrics, "callgate_postgres_up") == 0
+    finally:
+        pool.terminate()
+        for writer in held:
+            writer.transport.abort()
+        server.close()
+
+
+async def test_worker_probes_follow_postgres_and_redis(settings: Settings, redis: Redis) -> None:
+    async with forwarding(*_target(settings)) as forwarder:
+        metrics = Metrics()
+        pool = await create_pool(_through(settings, forwarder).database_url, min_size=0, max_size=2)
+        try:
+            async with health_probes(pool, redis, metrics) as postgres:
+                await until(lambda: sample_value(metrics, "callgate_postgres_up") == 1, within_s=5)
+                await until(lambda: sample_value(metrics, "callgate_redis_up") == 1, within_s=5)
+                await forwarder.cut()
+                assert await postgres.probe() is False
+                assert sample_value(metrics, "callgate_postgres_up") == 0
+                await forwarder.restore()
+                assert await postgres.probe() is True
+        finally:
+            pool.terminate()
