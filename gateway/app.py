@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.decisions import decision_memo
 from gateway.health import postgres_health
 from gateway.ingest import Ingestor
 from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
@@ -29,6 +30,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_ingestor)
     # >>> feature contexts (after _ingestor)
+    app.cleanup_ctx.append(decision_memo)  # batched decide-once memo of the synchronous routes
     app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
     app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
     app.cleanup_ctx.append(postgres_health)  # callgate_postgres_up (reported, not a readiness condition)

@@ -47,17 +47,6 @@ end
 return out
 """
 
-# KEYS: memo key, queue, job key. ARGV: memo value, memo ttl ms, job ttl ms, score, job id, job.
-# Returns nil when this answer was recorded (and its audit job enqueued), else the earlier memo.
-_DECIDE_ONCE_LUA = """
-local prev = redis.call('GET', KEYS[1])
-if prev then return prev end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PSETEX', KEYS[3], ARGV[3], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return false
-"""
-
 
 def serialize_job(data: dict[str, Any]) -> bytes:
     return orjson.dumps(data)
@@ -108,7 +97,6 @@ class JobQueue:
         self._job_ttl_ms = dedup_ttl_s * 1000
         self._memo_ttl_ms = memo_ttl_s * 1000
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
-        self._decide = redis.register_script(_DECIDE_ONCE_LUA)
 
     @property
     def queue_name(self) -> str:
@@ -123,14 +111,6 @@ class JobQueue:
             args += (item.job_id, item.job)
         result = await self._enqueue(keys=keys, args=args)
         return [bool(flag) for flag in result]
-
-    async def decide_once(self, memo_key: str, memo_value: bytes, audit: QueueItem) -> bytes | None:
-        """Record a synchronous answer unless one exists; None if ours won, else the earlier one."""
-        now_ms = int(time.time() * 1000)
-        keys = [memo_key, self._queue, ARQ_JOB_PREFIX + audit.job_id]
-        args: list[Any] = [memo_value, self._memo_ttl_ms, self._job_ttl_ms, now_ms, audit.job_id, audit.job]
-        previous = await self._decide(keys=keys, args=args)
-        return bytes(previous) if previous is not None else None
 
     async def depth(self) -> int:
         return int(await self._redis.zcard(self._queue))

@@ -1,7 +1,7 @@
 """The synchronous steps the ChainUp routes share: decide from memory, answer once, count.
 
 Same question, same answer: the first verdict for a memo key is stored with the content
-fingerprint in the one Redis round trip that also enqueues its audit job (`decide_once`). A
+fingerprint in the one Redis round trip that also enqueues its audit job (`gateway.decisions`). A
 retry gets that verdict back even if the policy changed since; a request that reuses the key
 with other content is refused as a replay and recorded as evidence.
 
@@ -20,8 +20,9 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway.decisions import DECISIONS
 from gateway.handlers.common import count, envelope, hand_off
-from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS
+from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS_KEYS
 from shared.jobs import EventEnvelope, JsonObject, key_hash
 from shared.policy import shadow
 from shared.policy.model import Action, Decision, DecisionRequest, Reason
@@ -62,18 +63,15 @@ async def answer_once(request: web.Request, event: EventEnvelope, decision: Deci
     approved = decision.action is Action.APPROVE
     try:
         if decision.policy_version is None or any(r.code in _TRANSIENT for r in decision.reasons):
-            previous = await request.app[REDIS].get(memo_key)  # a retry of an earlier verdict?
-            first = previous is None
+            previous = await request.app[DECISIONS].peek(memo_key)  # a retry of an earlier verdict?
         else:
-            ingestor = request.app[INGESTOR]
             value = orjson.dumps({"approved": approved, "fingerprint": fingerprint})
-            previous = await ingestor.queue.decide_once(memo_key, value, ingestor.item_for(event))
-            first = previous is None
+            previous = await request.app[DECISIONS].decide_once(memo_key, value, request.app[INGESTOR].item_for(event))
     except (RedisError, OSError) as e:
         logger.warning("%s %s: decision memo unavailable (%s)", provider, event.idempotency_key, type(e).__name__)
         count(request, provider, "unavailable")
         return None
-    if first:
+    if previous is None:
         _count(
             request,
             event,
@@ -91,7 +89,7 @@ async def answer_once(request: web.Request, event: EventEnvelope, decision: Deci
 
 async def same_content(request: web.Request, provider: str, key: str, fingerprint: str) -> bool:
     """False when an answer remembered under `key` was for other content (raises RedisError/OSError)."""
-    previous = await request.app[REDIS].get(request.app[REDIS_KEYS].memo(provider, key_hash(provider, key)))
+    previous = await request.app[DECISIONS].peek(request.app[REDIS_KEYS].memo(provider, key_hash(provider, key)))
     return previous is None or orjson.loads(previous).get("fingerprint") == fingerprint
 
 

@@ -6,7 +6,7 @@ connection only delays a refusal, while a signed REJECT with a status says why a
 HTTP 200 throughout, as the Python and Java templates do ([U] how the node reads non-2xx).
 
 Same question, same answer: the first decision for a request_id is stored with the content
-fingerprint in one Redis round trip that also enqueues its audit job (`decide_once`). A retry
+fingerprint in one Redis round trip that also enqueues its audit job (`gateway.decisions`). A retry
 gets that decision back even if the policy changed since; a request that reuses the id with
 other content is refused as a replay.
 
@@ -31,6 +31,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.exceptions import RedisError
 
+from gateway.decisions import DECISIONS
 from gateway.handlers.common import count, envelope, hand_off
 from gateway.keys import INGESTOR, METRICS, POLICY, REDIS_KEYS, SETTINGS
 from gateway.middleware import error_response
@@ -107,11 +108,9 @@ async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTss
         decision=_decision_data(decision, seconds) | audit,
         policy_version=decision.policy_version,
     )
-    keys = request.app[REDIS_KEYS]
+    memo_key = request.app[REDIS_KEYS].memo(PROVIDER, key_hash(PROVIDER, parsed.request_id))
     try:
-        previous = await request.app[INGESTOR].queue.decide_once(
-            keys.memo(PROVIDER, key_hash(PROVIDER, parsed.request_id)), memo, request.app[INGESTOR].item_for(event)
-        )
+        previous = await request.app[DECISIONS].decide_once(memo_key, memo, request.app[INGESTOR].item_for(event))
     except (RedisError, OSError) as e:
         logger.warning("cobo_tss %s: decision memo unavailable (%s)", parsed.request_id, type(e).__name__)
         count(request, PROVIDER, "unavailable")

@@ -16,9 +16,10 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway.decisions import DECISIONS
 from gateway.handlers.common import count, envelope, hand_off, read_body
 from gateway.ingest import Outcome
-from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS, REDIS_KEYS, SETTINGS, OrderBook
+from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS_KEYS, SETTINGS, OrderBook
 from gateway.middleware import REQUEST_ID
 from shared.config import UuWalletSettings
 from shared.errors import InvalidInput, Unauthorized
@@ -158,7 +159,7 @@ async def withdraw_info(request: web.Request) -> web.Response:
 
 async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, cb: uu.WithdrawRequest) -> web.Response:
     memo_key = request.app[REDIS_KEYS].memo(PROVIDER, key_hash(PROVIDER, cb.call_back_id))
-    earlier = await request.app[REDIS].get(memo_key)
+    earlier = await request.app[DECISIONS].peek(memo_key)
     if earlier is not None:
         return _from_memo(request, config, cb, earlier)
     orders = request.app.get(ORDERS)
@@ -185,8 +186,7 @@ async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, 
         decision=_decision_json(decision) | request.get(_AUDIT, {}),
         policy_version=decision.policy_version,
     )
-    ingestor = request.app[INGESTOR]
-    earlier = await ingestor.queue.decide_once(memo_key, memo, ingestor.item_for(event))
+    earlier = await request.app[DECISIONS].decide_once(memo_key, memo, request.app[INGESTOR].item_for(event))
     if earlier is not None:  # a concurrent retry decided first: answer what it answered
         return _from_memo(request, config, cb, earlier)
     if decision.action is Action.APPROVE and orders is not None:
