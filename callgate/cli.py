@@ -25,19 +25,10 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     if args.processes > 1:
         return _gateway_processes(args.processes)
-    from aiohttp import web
-
     from gateway.app import create_app
+    from gateway.server import serve
 
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        reuse_port=args.reuse_port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=30,
-    )
+    asyncio.run(serve(create_app(settings), settings, reuse_port=args.reuse_port))
     return 0
 
 

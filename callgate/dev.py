@@ -22,6 +22,7 @@ from aiohttp import web
 
 from callgate.embedded import EmbeddedPostgres, EmbeddedRedis, port_answers
 from gateway.app import create_app
+from gateway.server import GatewayRunner
 from shared.config import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings
 from shared.db import create_pool, migrate
 from shared.keys import RedisKeys
@@ -135,7 +136,7 @@ async def run_stack(settings: Settings, *, ready: asyncio.Event | None = None) -
     version = await ensure_policy(settings)
     if version is not None:
         logger.info("published %s as policy version %d (dev default)", EXAMPLE_POLICY.name, version)
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = GatewayRunner(create_app(settings), settings)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     worker = asyncio.create_task(serve_worker(settings, handle_signals=False))

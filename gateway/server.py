@@ -1,0 +1,200 @@
+"""The gateway's HTTP server: aiohttp's, with a deadline for a request's head and our own answer
+to a head aiohttp could not parse.
+
+aiohttp has no limit on how long a request's line and headers may take to arrive: a client that
+sends a header line every few seconds (slowloris) holds its connection until the 75 s keep-alive
+timeout. `HeadDeadlineHandler` adds one, the way nginx's `client_header_timeout` works: it runs
+from the moment a connection opens, and on an idle keep-alive connection from the first byte of
+the next request; it stops when the head is parsed. The timer lives on the connection, and a
+request whose head arrives in one read (every provider's, in practice) never arms one: the fast
+path pays one integer comparison.
+
+A body that trickles is the middleware's business (`gateway/middleware.py::_body_in_time`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from prometheus_client import Counter
+
+from gateway.keys import METRICS
+from shared.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# aiohttp's parser limits, stated rather than inherited: no provider sends a header near 8 KiB, and
+# a head over them is answered 431 and the connection closed before anything reaches a handler.
+MAX_LINE_BYTES = 8190  # request line, and each header field
+MAX_HEADERS = 64
+# What web.run_app uses; a bare AppRunner would keep idle connections for an hour.
+KEEPALIVE_TIMEOUT_S = 75.0
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+def _raw_error(status: HTTPStatus, code: str, detail: str) -> bytes:
+    """A complete HTTP/1.1 error answer in the gateway's JSON error shape, closing the connection."""
+    body = orjson.dumps({"error": code, "detail": detail})
+    head = (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_HEAD_TIMEOUT_ANSWER = _raw_error(HTTPStatus.REQUEST_TIMEOUT, "timeout", "the request head did not arrive in time")
+
+
+class HeadDeadlineHandler(RequestHandler):
+    """aiohttp's per-connection protocol with a deadline for each request's head.
+
+    It reads two of RequestHandler's private fields (`_request_count`, `_waiter`);
+    tests/fuzz/test_slow_clients.py fails if an aiohttp upgrade changes what they mean."""
+
+    __slots__ = ("_head_timeout_s", "_head_timer", "_rejections")
+
+    def __init__(self, manager: web.Server, *, head_timeout_s: float, rejections: Counter, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._head_timeout_s = head_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._rejections = rejections
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # The first head is due from the accept: a connection that never sends a byte must not
+        # hold its socket for the whole keep-alive timeout either.
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        requests_before = self._request_count
+        super().data_received(data)
+        if self._request_count != requests_before:  # a head was parsed (or refused): deadline met
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif data and self._head_timer is None and self._waiter is not None:
+            # Idle between requests (the handler waits for the next one) and bytes arrived without
+            # completing a head: the next request has started.
+            self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_late)
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._rejections.labels("head_timeout").inc()
+        logger.debug("request head not received within %.1fs from %s, closed", self._head_timeout_s, self.peername)
+        transport.write(_HEAD_TIMEOUT_ANSWER)
+        self.force_close()  # closes the transport once the answer is flushed
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A head the parser refused: our JSON error shape, counted, no traceback in the log (hostile
+        input is routine on a public port). Anything else keeps aiohttp's handling."""
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        too_large = isinstance(exc, LineTooLong) or "Too many headers" in str(exc)
+        reason = "head_too_large" if too_large else "bad_head"
+        self._rejections.labels(reason).inc()
+        logger.debug("request head refused (%s) from %s: %s", reason, request.remote, exc)
+        if too_large:
+            response = _error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "head_too_large", "request head too large")
+        else:
+            response = _error(HTTPStatus.BAD_REQUEST, "bad_request", "malformed HTTP request")
+        response.force_close()
+        return response
+
+
+def _error(status: HTTPStatus, code: str, detail: str) -> web.Response:
+    return web.Response(
+        body=orjson.dumps({"error": code, "detail": detail}), status=status.value, content_type="application/json"
+    )
+
+
+class _Server(web.Server):
+    """aiohttp's connection factory, building HeadDeadlineHandler protocols."""
+
+    def __init__(self, base: web.Server, *, head_timeout_s: float, rejections: Counter) -> None:
+        # The app's Server carries the handler, request factory and the handler kwargs aiohttp
+        # assembled (debug flag, access log, limits): take them over as they are.
+        super().__init__(
+            base.request_handler,
+            request_factory=base.request_factory,
+            handler_cancellation=base.handler_cancellation,
+            loop=base._loop,
+            **base._kwargs,
+        )
+        self._head_timeout_s = head_timeout_s
+        self._rejections = rejections
+
+    def __call__(self) -> RequestHandler:
+        return HeadDeadlineHandler(
+            self, loop=self._loop, head_timeout_s=self._head_timeout_s, rejections=self._rejections, **self._kwargs
+        )
+
+
+class GatewayRunner(web.AppRunner):
+    """An AppRunner whose connections get HeadDeadlineHandler; sites use it as usual."""
+
+    __slots__ = ("_head_timeout_s",)
+
+    def __init__(self, app: web.Application, settings: Settings) -> None:
+        super().__init__(
+            app,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_LINE_BYTES,
+            max_headers=MAX_HEADERS,
+        )
+        self._head_timeout_s = settings.request_head_timeout_seconds
+
+    async def _make_server(self) -> web.Server:
+        base = await super()._make_server()  # runs the app's startup (cleanup_ctx) as usual
+        rejections = Counter(
+            "callgate_http_rejections_total",
+            "Connections answered before routing: request head too slow (head_timeout), too large "
+            "(head_too_large) or malformed (bad_head).",
+            ["reason"],
+            registry=self.app[METRICS].registry,
+        )
+        return _Server(base, head_timeout_s=self._head_timeout_s, rejections=rejections)
+
+
+async def serve(app: web.Application, settings: Settings, *, reuse_port: bool = False) -> None:
+    """Serve `app` on settings.host:port until SIGINT or SIGTERM, then drain (as web.run_app does)."""
+    runner = GatewayRunner(app, settings)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
