@@ -11,8 +11,7 @@ import asyncio
 import datetime as dt
 import time
 
-from arq import create_pool as create_arq_pool
-from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import Redis
 
 from shared.config import Settings
 from shared.db import Pool, create_pool
@@ -22,7 +21,8 @@ from shared.jobs import delivery_job_id as job_id
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
-from shared.queue import deserialize_job, serialize_job
+from shared.queue import NewJob, enqueue_jobs
+from shared.redis import create_redis
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -122,13 +122,8 @@ async def _list(pool: Pool, settings: Settings) -> int:
     return 0
 
 
-async def _arq(settings: Settings) -> ArqRedis:
-    return await create_arq_pool(
-        RedisSettings.from_dsn(settings.redis_url),
-        default_queue_name=settings.queue_name,
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-    )
+async def _arq(settings: Settings) -> Redis:
+    return create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,13 +145,13 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
                 else []
             )
         # Enqueued after the rows are reset: a job that ran first would find nothing to do.
+        jobs = [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
+        jobs += [NewJob(letter.job, tuple(letter.args), f"replay:{letter.id}") for letter in letters]
+        # One round trip for all of them; each is a no-op if that attempt or letter is already queued.
+        await enqueue_jobs(arq, settings.queue_name, jobs)
         for notification_id, attempt in picked:
-            await arq.enqueue_job(
-                DELIVER_NOTIFICATION, notification_id, attempt, _job_id=job_id(notification_id, attempt)
-            )
             print(f"notification {notification_id} attempt {attempt}")
         for letter in letters:
-            await arq.enqueue_job(letter.job, *letter.args, _job_id=f"replay:{letter.id}")
             print(f"dead letter {letter.id} {letter.job}")
     finally:
         await arq.aclose()

@@ -6,14 +6,20 @@ the dedup marker and writes an arq-compatible job (the same key, serialisation a
 arq itself writes), so ordinary arq workers read what it enqueued. Claim and done are one atomic
 step: there is no window in which a crash leaves a claim without its job.
 
-If arq is ever replaced, this module, `workers/settings.py` and `workers/main.py` are what change.
+Jobs enqueued by jobs (follow-ups, retries of deliveries, re-checks) and by the CLI and console go
+through `JobQueue.enqueue`: arq's `enqueue_job` semantics (a no-op while a job of that id or its
+result exists; `at` defers it) in one script call, and the calls made in one event-loop iteration
+share that call. The consumer side of the same layout is `workers/consumer.py`.
+
+If arq is ever replaced, this module and `workers/consumer.py` are what change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,6 +32,8 @@ ARQ_JOB_PREFIX = "arq:job:"
 ARQ_RESULT_PREFIX = "arq:result:"
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"
 ARQ_RETRY_PREFIX = "arq:retry:"
+ARQ_ABORT_SET = "arq:abort"
+ARQ_HEALTH_CHECK_SUFFIX = ":health-check"
 
 # KEYS: queue, then (dedup key, job key) per item.
 # ARGV: dedup ttl ms, job ttl ms, score, then (job id, job bytes) per item.
@@ -45,6 +53,36 @@ for i = 2, #KEYS, 2 do
   end
 end
 return out
+"""
+
+# arq's `enqueue_job`, for many jobs at once. KEYS: queue, then (job key, result key) per job.
+# ARGV: (job id, score ms, job ttl ms, job bytes) per job. Returns one integer per job: 1 enqueued,
+# 0 a job (or the result) of that id exists, so nothing was written (arq's no-op).
+_ENQUEUE_JOBS_LUA = """
+local out = {}
+for i = 2, #KEYS, 2 do
+  local a = (i - 2) * 2
+  if redis.call('EXISTS', KEYS[i], KEYS[i + 1]) == 0 then
+    redis.call('PSETEX', KEYS[i], ARGV[a + 3], ARGV[a + 4])
+    redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a + 1])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+
+
+# KEYS: memo key, queue, job key. ARGV: memo value, memo ttl ms, job ttl ms, score, job id, job.
+# Returns nil when this answer was recorded (and its audit job enqueued), else the earlier memo.
+_DECIDE_ONCE_LUA = """
+local prev = redis.call('GET', KEYS[1])
+if prev then return prev end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PSETEX', KEYS[3], ARGV[3], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+return false
 """
 
 
@@ -86,8 +124,48 @@ def event_item(envelope: EventEnvelope, function: str, dedup_key: str) -> QueueI
     return QueueItem(dedup_key, envelope.job_id, encode_job(function, [envelope.to_json()], enqueue_ms=now_ms))
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue by function name, with a stable id (arq's `_job_id`), now or at `at`."""
+
+    function: str
+    args: tuple[Any, ...]
+    job_id: str
+    at: float | None = None  # epoch seconds; None: now
+    job_try: int | None = None  # arq's `_job_try`: the try the job counts as when it starts
+
+
+# arq's default lifetime of a job past its due time (arq.constants.expires_extra_ms).
+ARQ_EXPIRES_EXTRA_S = 86_400
+
+
+async def enqueue_jobs(
+    redis: Redis, queue_name: str, jobs: Sequence[NewJob], *, job_ttl_s: int = ARQ_EXPIRES_EXTRA_S
+) -> list[bool]:
+    """arq's `enqueue_job` for many jobs in one script call; True per job written, False where a
+    job (or result) of that id exists. Each job key lives `job_ttl_s` past its due time."""
+    if not jobs:
+        return []
+    now_ms = int(time.time() * 1000)
+    keys: list[str] = [queue_name]
+    args: list[Any] = []
+    for job in jobs:
+        score = now_ms if job.at is None else int(job.at * 1000)
+        body = serialize_job({"t": job.job_try, "f": job.function, "a": list(job.args), "k": {}, "et": now_ms})
+        keys += (ARQ_JOB_PREFIX + job.job_id, ARQ_RESULT_PREFIX + job.job_id)
+        args += (job.job_id, score, max(score - now_ms, 0) + job_ttl_s * 1000, body)
+    result = await redis.register_script(_ENQUEUE_JOBS_LUA)(keys=keys, args=args)
+    return [bool(flag) for flag in result]
+
+
+@dataclass(slots=True)
+class _Pending:
+    jobs: list[NewJob] = field(default_factory=list)
+    future: asyncio.Future[list[bool]] | None = None
+
+
 class JobQueue:
-    """Producer side of the queue: batched dedup+enqueue and the synchronous-answer memo."""
+    """Producer side of the queue: batched dedup+enqueue, follow-up jobs, the synchronous-answer memo."""
 
     def __init__(self, redis: Redis, *, queue_name: str, dedup_ttl_s: int, memo_ttl_s: int) -> None:
         self._redis = redis
@@ -97,6 +175,8 @@ class JobQueue:
         self._job_ttl_ms = dedup_ttl_s * 1000
         self._memo_ttl_ms = memo_ttl_s * 1000
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
+        self._decide = redis.register_script(_DECIDE_ONCE_LUA)
+        self._pending: _Pending | None = None
 
     @property
     def queue_name(self) -> str:
@@ -111,6 +191,60 @@ class JobQueue:
             args += (item.job_id, item.job)
         result = await self._enqueue(keys=keys, args=args)
         return [bool(flag) for flag in result]
+
+    async def enqueue(self, function: str, *args: Any, job_id: str, at: float | None = None) -> bool:
+        """arq's `enqueue_job(function, *args, _job_id=job_id, _defer_until=at)` in one round trip
+        (shared with every other enqueue of this event-loop iteration). False: the id exists."""
+        (added,) = await self.enqueue_many([NewJob(function, args, job_id, at)])
+        return added
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Enqueue jobs (each a no-op if its id exists); True per job written.
+
+        Calls made in the same event-loop iteration are sent as one script call: many jobs finishing
+        together (a claimed batch) enqueue their follow-ups in one round trip, not one each.
+        """
+        if not jobs:
+            return []
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _Pending(future=asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._flush_soon, pending)
+        start = len(pending.jobs)
+        pending.jobs.extend(jobs)
+        assert pending.future is not None
+        flags = await asyncio.shield(pending.future)
+        return flags[start : start + len(jobs)]
+
+    def _flush_soon(self, pending: _Pending) -> None:
+        self._pending = None
+        task = asyncio.get_running_loop().create_task(self._flush(pending))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # the future carries errors
+
+    async def _flush(self, pending: _Pending) -> None:
+        assert pending.future is not None
+        try:
+            flags = await self._write_jobs(pending.jobs)
+        except BaseException as e:  # every waiter sees the failure (a RedisError, a cancellation)
+            if not pending.future.done():
+                pending.future.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        if not pending.future.done():
+            pending.future.set_result(flags)
+
+    async def _write_jobs(self, jobs: Sequence[NewJob]) -> list[bool]:
+        # Jobs outlive any outage the dedup markers do (arq keeps a job only a day past its due time).
+        return await enqueue_jobs(self._redis, self._queue, jobs, job_ttl_s=self._job_ttl_ms // 1000)
+
+    async def decide_once(self, memo_key: str, memo_value: bytes, audit: QueueItem) -> bytes | None:
+        """Record a synchronous answer unless one exists; None if ours won, else the earlier one."""
+        now_ms = int(time.time() * 1000)
+        keys = [memo_key, self._queue, ARQ_JOB_PREFIX + audit.job_id]
+        args: list[Any] = [memo_value, self._memo_ttl_ms, self._job_ttl_ms, now_ms, audit.job_id, audit.job]
+        previous = await self._decide(keys=keys, args=args)
+        return bytes(previous) if previous is not None else None
 
     async def depth(self) -> int:
         return int(await self._redis.zcard(self._queue))

@@ -183,7 +183,7 @@ RunWorker = Callable[..., Awaitable[Metrics]]
 
 @pytest.fixture
 def run_worker() -> RunWorker:
-    """Factory: run a real burst-mode arq worker until the queue is empty; returns its metrics."""
+    """Factory: run a real burst-mode worker (workers.consumer) until the queue is empty; returns its metrics."""
 
     async def run(settings: Settings, **overrides: Any) -> Metrics:
         metrics = Metrics()

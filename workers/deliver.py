@@ -8,7 +8,6 @@ own retry keeps the first job's 1-day expiry, and the schedule runs for about 33
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import random
 import time
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 from arq import Retry
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from shared.jobs import DELIVER_NOTIFICATION, EventEnvelope
@@ -88,19 +86,10 @@ def _runtime(ctx: JobCtx) -> NotifyRuntime:
     return value
 
 
-def _arq(d: WorkerDeps) -> ArqRedis:
-    assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
-    return d.redis
-
-
 async def enqueue(d: WorkerDeps, notification_id: str, attempt: int, *, at: float | None = None) -> None:
     """Enqueue one attempt, now or at `at` (epoch seconds, by the runtime's clock)."""
-    await _arq(d).enqueue_job(
-        DELIVER_NOTIFICATION,
-        notification_id,
-        attempt,
-        _job_id=job_id(notification_id, attempt),
-        _defer_until=None if at is None else _datetime(at),
+    await d.queue.enqueue(
+        DELIVER_NOTIFICATION, notification_id, attempt, job_id=job_id(notification_id, attempt), at=at
     )
 
 
@@ -270,7 +259,3 @@ async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> 
     async with d.pool.acquire() as conn:
         await outbox.record(conn, row.id, attempt, status="pending", next_at=now + delay)
     return Result("retry")
-
-
-def _datetime(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -1,4 +1,4 @@
-"""What every job gets: built once in arq's `on_startup`, stored frozen in `ctx["deps"]`."""
+"""What every job gets: built once in the worker's `on_startup`, stored frozen in `ctx["deps"]`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared.config import Settings
 from shared.db import Pool
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
+from shared.queue import JobQueue
 from workers.writer import EventWriter
 
 JobCtx = dict[str, Any]
@@ -20,10 +21,11 @@ JobCtx = dict[str, Any]
 class WorkerDeps:
     settings: Settings
     pool: Pool
-    redis: Redis  # arq's own pool (an ArqRedis), used for follow-up jobs
+    redis: Redis
     keys: RedisKeys
     metrics: Metrics
     writer: EventWriter
+    queue: JobQueue  # every enqueue of a follow-up or next attempt goes through it
     # Per-process runtimes features open at start-up (worker resources), by feature name, so
     # that follow-ups, which get these deps and no ctx, can reach them.
     runtimes: dict[str, Any] = field(default_factory=dict)

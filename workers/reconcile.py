@@ -43,7 +43,7 @@ from shared.waas.cobo_models import TSSRequest
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.store import BACKOFF_S, TRANSIENT
 from workers.store import MAX_TRIES as STORE_MAX_TRIES
-from workers.tss_followups import PROVIDER, WEBHOOK_PROVIDER, arq_pool
+from workers.tss_followups import PROVIDER, WEBHOOK_PROVIDER
 
 logger = logging.getLogger(__name__)
 
@@ -230,12 +230,12 @@ async def _schedule(d: WorkerDeps, row: TssRow) -> None:
     if row.next_check_at is None:
         return
     due = row.next_check_at.timestamp()
-    await arq_pool(d).enqueue_job(
+    await d.queue.enqueue(
         RECONCILE_TSS_REQUEST,
         row.wallet_uuid,
         row.tss_request_id,
         None,
         due,
-        _job_id=f"{PROVIDER}:recheck:{row.wallet_uuid}:{row.tss_request_id}:{due:.3f}",
-        _defer_until=row.next_check_at,
+        job_id=f"{PROVIDER}:recheck:{row.wallet_uuid}:{row.tss_request_id}:{due:.3f}",
+        at=due,
     )

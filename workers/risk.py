@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from arq import Retry
-from arq.connections import ArqRedis
 
 from shared.jobs import ASSESS_RISK, EventEnvelope, key_hash
 from shared.risk import facts as risk_facts
@@ -28,11 +27,6 @@ logger = logging.getLogger(__name__)
 CONFIG = "risk_config"  # ctx key a caller may preset (tests: a deny list, low limits)
 MAX_TRIES = 20
 RETRY_S = 5
-
-
-def _arq(d: WorkerDeps) -> ArqRedis:
-    assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
-    return d.redis
 
 
 @asynccontextmanager
@@ -66,7 +60,7 @@ async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
         await assess(d, config, f)
         return
     job_id = f"risk:{event.provider}:{key_hash(event.provider, event.idempotency_key)}"
-    await _arq(d).enqueue_job(ASSESS_RISK, risk_facts.to_json(f), _job_id=job_id)
+    await d.queue.enqueue(ASSESS_RISK, risk_facts.to_json(f), job_id=job_id)
 
 
 async def assess_risk(ctx: JobCtx, facts: object) -> str:

@@ -1,7 +1,8 @@
-"""The arq worker: its jobs, their retry policy, and the resources they share.
+"""The worker: its jobs, their retry policy, and the resources they share.
 
 Jobs are registered here by name (the constants in shared.jobs), wrapped so that every job's
-outcome and duration is measured in one place.
+outcome and duration is measured in one place. They run on `workers.consumer.Consumer`, our
+batched consumer of arq's queue layout (its docstring says why not arq's `Worker`).
 """
 
 from __future__ import annotations
@@ -11,27 +12,31 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from arq import Retry, Worker
-from arq.connections import RedisSettings
-from arq.worker import Function, func
+from arq import Retry
 
 from shared.config import Settings
 from shared.db import create_pool
 from shared.jobs import ASSESS_RISK, DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
-from shared.queue import deserialize_job, serialize_job
+from shared.queue import JobQueue
+from shared.redis import create_redis
+from workers.consumer import Consumer, Hook, JobSpec
 from workers.deliver import MAX_TRIES as DELIVER_MAX_TRIES
 from workers.deliver import deliver_notification, notify_resources
 from workers.deps import JobCtx, WorkerDeps
+from workers.health import health_resources
 from workers.reconcile import MAX_TRIES as RECONCILE_MAX_TRIES
 from workers.reconcile import reconcile_tss_request, waas_resources
 from workers.risk import MAX_TRIES as RISK_MAX_TRIES
 from workers.risk import assess_risk, risk_resources
 from workers.store import MAX_TRIES, store_event
 from workers.writer import EventWriter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ def _instrumented(name: str, job: JobFunction, metrics: Metrics) -> JobFunction:
     return run
 
 
-def job_functions(settings: Settings, metrics: Metrics) -> list[Function]:
+def job_functions(settings: Settings, metrics: Metrics) -> list[JobSpec]:
     timeout = settings.job_timeout_seconds
     table: list[tuple[str, JobFunction, int]] = [
         (STORE_EVENT, store_event, MAX_TRIES),
@@ -67,31 +72,36 @@ def job_functions(settings: Settings, metrics: Metrics) -> list[Function]:
         (ASSESS_RISK, assess_risk, RISK_MAX_TRIES),
         # <<< jobs
     ]
-    return [
-        func(
-            _instrumented(n, f, metrics),  # type: ignore[arg-type]  # arq types coroutines narrowly
-            name=n,
-            max_tries=t,
-            timeout=timeout,
-        )
-        for n, f, t in table
-    ]
+    return [JobSpec(n, _instrumented(n, f, metrics), t, timeout) for n, f, t in table]
 
 
-def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overrides: Any) -> Worker:
-    """An arq Worker wired to callgate's jobs; tests pass `burst=True, poll_delay=0`."""
-    metrics = metrics or Metrics()
+def job_queue(settings: Settings, redis: Redis) -> JobQueue:
+    """The producer every worker-side enqueue goes through (one round trip per loop iteration)."""
+    return JobQueue(
+        redis,
+        queue_name=settings.queue_name,
+        dedup_ttl_s=settings.dedup_ttl_seconds,
+        memo_ttl_s=settings.memo_ttl_seconds,
+    )
+
+
+def worker_hooks(settings: Settings, metrics: Metrics) -> tuple[Hook, Hook]:
+    """`on_startup` and `on_shutdown`: the resources jobs share (arq's hook shape, so a stock arq
+    `Worker` can run the same jobs: the wire-compatibility test does)."""
 
     async def on_startup(ctx: JobCtx) -> None:
         pool = await create_pool(settings.database_url, max_size=max(4, settings.worker_max_jobs // 10))
         writer = EventWriter(pool)
         writer.start()
-        ctx["deps"] = WorkerDeps(settings, pool, ctx["redis"], RedisKeys(settings.key_prefix), metrics, writer)
+        redis = ctx["redis"]
+        keys = RedisKeys(settings.key_prefix)
+        ctx["deps"] = WorkerDeps(settings, pool, redis, keys, metrics, writer, job_queue(settings, redis))
         # >>> worker resources (async context managers: entered here, closed in on_shutdown)
         ctx["resources"] = resources = AsyncExitStack()
         await resources.enter_async_context(waas_resources(ctx))
         await resources.enter_async_context(notify_resources(ctx))
         await resources.enter_async_context(risk_resources(ctx))
+        await resources.enter_async_context(health_resources(ctx))
         # <<< worker resources
 
     async def on_shutdown(ctx: JobCtx) -> None:
@@ -102,20 +112,29 @@ def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overri
             await worker_deps.writer.stop()
             await worker_deps.pool.close()
 
+    return on_startup, on_shutdown
+
+
+def build_worker(settings: Settings, *, metrics: Metrics | None = None, **overrides: Any) -> Consumer:
+    """A consumer wired to callgate's jobs; tests pass `burst=True, poll_delay=0`.
+
+    `overrides`: any `Consumer` option (`burst`, `poll_delay`, `max_jobs`, `ctx`, `handle_signals`).
+    """
+    metrics = metrics or Metrics()
+    on_startup, on_shutdown = worker_hooks(settings, metrics)
     options: dict[str, Any] = {
-        "functions": job_functions(settings, metrics),
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,
+        "functions": job_functions(settings, metrics),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "job_serializer": serialize_job,
-        "job_deserializer": deserialize_job,
         "max_jobs": settings.worker_max_jobs,
         "poll_delay": settings.worker_poll_delay_seconds,
-        "job_timeout": settings.job_timeout_seconds,
-        # Results are not read by anyone; not writing them saves a Redis write per job.
-        "keep_result": 0,
-        "handle_signals": False,
+        # Running jobs may finish for as long as they may run (docs/operations.md, shutdown).
+        "shutdown_grace_s": settings.job_timeout_seconds,
+        # Results are not read by anyone: none are written (arq's `keep_result=0`).
     }
     options.update(overrides)
-    return Worker(**options)
+    # A worker's Redis calls are not on an acknowledgement path: a slow claim (a long queue, a
+    # busy Redis) is waited for longer than the gateway's fail-fast timeout.
+    redis = create_redis(settings.redis_url, timeout_s=max(settings.redis_timeout_seconds, 10.0))
+    return Consumer(redis, **options)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from arq.connections import ArqRedis
-
 from shared.jobs import RECONCILE_TSS_REQUEST, EventEnvelope, key_hash
 from shared.providers import cobo_ucw
 from shared.providers.cobo_ucw_store import rows_for_request
@@ -21,22 +19,16 @@ PROVIDER = cobo_ucw.PROVIDER
 WEBHOOK_PROVIDER = "cobo_waas"
 
 
-def arq_pool(d: WorkerDeps) -> ArqRedis:
-    """The worker's Redis client as the arq pool it is (for `enqueue_job`)."""
-    assert isinstance(d.redis, ArqRedis)  # arq's own pool, stored by on_startup
-    return d.redis
-
-
 async def follow_report(d: WorkerDeps, event: EventEnvelope) -> None:
     """After a UCW report is stored: reconcile it (one job per report, by its idempotency key)."""
     payload = event.payload or {}
-    await arq_pool(d).enqueue_job(
+    await d.queue.enqueue(
         RECONCILE_TSS_REQUEST,
         str(payload["wallet_uuid"]),
         str(payload["tss_request_id"]),
         {"status": int(payload["status"]), "vault_id": str(payload["vault_id"]), "received_at": event.received_at},
         None,
-        _job_id=f"{PROVIDER}:reconcile:{key_hash(event.provider, event.idempotency_key)}",
+        job_id=f"{PROVIDER}:reconcile:{key_hash(event.provider, event.idempotency_key)}",
     )
 
 
@@ -50,6 +42,4 @@ async def follow_webhook(d: WorkerDeps, event: EventEnvelope) -> None:
         logger.info("waas webhook about unknown tss request %s: nothing to reconcile", tss_request_id)
     for row in rows:
         job_id = f"{WEBHOOK_PROVIDER}:reconcile:{key_hash(event.provider, event.idempotency_key)}:{row.wallet_uuid}"
-        await arq_pool(d).enqueue_job(
-            RECONCILE_TSS_REQUEST, row.wallet_uuid, tss_request_id, None, None, _job_id=job_id
-        )
+        await d.queue.enqueue(RECONCILE_TSS_REQUEST, row.wallet_uuid, tss_request_id, None, None, job_id=job_id)

@@ -22,6 +22,7 @@ from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
 from shared.policy import store
 from shared.policy.replay import ReplayReport, replay_recorded
+from shared.queue import NewJob, enqueue_jobs
 
 
 async def replay_notifications(
@@ -31,8 +32,8 @@ async def replay_notifications(
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, replay.Selection(ids=ids, subscriber=subscriber))
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    for notification_id, attempt in picked:
-        await arq.enqueue_job(DELIVER_NOTIFICATION, notification_id, attempt, _job_id=job_id(notification_id, attempt))
+    jobs = [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
+    await enqueue_jobs(arq, arq.default_queue_name, jobs)
     return len(picked)
 
 
@@ -40,8 +41,7 @@ async def replay_job_letters(pool: Pool, arq: ArqRedis, job: str) -> int:
     """Re-enqueue every open dead letter of one (non-notification) job with its arguments."""
     async with pool.acquire() as conn:
         letters = await replay.dead_letters(conn, job=job)
-    for letter in letters:
-        await arq.enqueue_job(letter.job, *letter.args, _job_id=f"replay:{letter.id}")
+    await enqueue_jobs(arq, arq.default_queue_name, [NewJob(x.job, tuple(x.args), f"replay:{x.id}") for x in letters])
     return len(letters)
 
 

@@ -11,9 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
-from arq import create_pool as create_arq_pool
-from arq.connections import RedisSettings
-from arq.worker import Worker
+from redis.asyncio import Redis
 
 from callgate.demo import wyre_transaction
 from shared.config import Settings
@@ -23,10 +21,10 @@ from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.notify.breaker import Breaker
 from shared.notify.schedule import DeliveryPolicy
-from shared.queue import deserialize_job, serialize_job
+from workers.consumer import Consumer
 from workers.deliver import NotifyRuntime
 from workers.deps import WorkerDeps
-from workers.settings import build_worker
+from workers.settings import build_worker, job_queue
 from workers.writer import EventWriter
 
 
@@ -50,16 +48,14 @@ class Env:
 async def notify_env(
     settings: Settings, *, policy: DeliveryPolicy | None = None, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[Env]:
-    """What a worker process builds at start-up, for calling `deliver` without arq."""
+    """What a worker process builds at start-up, for calling `deliver` without a consumer."""
     policy = policy or DeliveryPolicy()
     pool = await create_pool(settings.database_url, max_size=4)
-    arq = await create_arq_pool(
-        RedisSettings.from_dsn(settings.redis_url), job_serializer=serialize_job, job_deserializer=deserialize_job
-    )
+    arq = Redis.from_url(settings.redis_url)
     writer = EventWriter(pool)
     writer.start()
     keys = RedisKeys(settings.key_prefix)
-    deps = WorkerDeps(settings, pool, arq, keys, Metrics(), writer)
+    deps = WorkerDeps(settings, pool, arq, keys, Metrics(), writer, job_queue(settings, arq))
     breaker = Breaker(
         arq,
         keys,
@@ -112,7 +108,7 @@ async def until(condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 
 async def running_worker(settings: Settings, **overrides: object) -> AsyncIterator[Metrics]:
     """A real (non-burst) worker in this process, for tests whose queue never empties."""
     metrics = Metrics()
-    worker: Worker = build_worker(settings, metrics=metrics, poll_delay=0.01, **overrides)
+    worker: Consumer = build_worker(settings, metrics=metrics, poll_delay=0.01, **overrides)
     task = asyncio.create_task(worker.main())
     try:
         yield metrics
