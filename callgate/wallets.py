@@ -1,7 +1,9 @@
 """`callgate wallets add WALLET_UUID VAULT_ID | sync | list`: the UCW wallet -> Cobo vault registry.
 
-Postgres is the record; the Redis hash the gateway checks (unknown wallet -> 404) is updated on
-`add` and rebuilt from Postgres by `sync` (workers also rebuild it when they start).
+Postgres is the record; the Redis hash the gateways replicate in memory (unknown wallet -> 404) is
+updated on `add` and rebuilt from Postgres by `sync` (workers also rebuild it when they start).
+Both announce the change, so every gateway process follows it within about a second; a gateway
+asks Redis about a wallet it does not know yet, so `add` returning means the wallet is accepted.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Cobo UCW TSS request callback: `POST /api/v1/wallets/{wallet_uuid}/tss/callback`.
 
 Every answer, refusals included, is the seed's envelope `{result, success, suggestion, message,
-meta}`. The report is handed off for reconciliation (idempotency key: wallet, request, status);
-`result` is the row as currently known, read from the worker's Redis replica together with the
-wallet check in one round trip: this route never queries Postgres. With `CALLGATE_UCW_WAIT_MS`
-> 0 it waits, bounded, for the worker to store a WaaS state newer than this report.
+meta}`. The wallet is checked against the process's in-memory registry replica (Redis is asked
+only about a wallet it does not know). The report is handed off for reconciliation (idempotency
+key: wallet, request, status) through the batched ingest, and spooled when Redis is down, like
+any callback; `result` is the row as currently known, read from the worker's Redis replica of it
+(reads batched per loop iteration; empty when unknown or Redis is down): this route never queries
+Postgres. With `CALLGATE_UCW_WAIT_MS` > 0 it waits, bounded, for the worker to store a WaaS
+state newer than this report.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from redis.exceptions import RedisError
 
 from gateway.handlers.common import count, envelope, hand_off
 from gateway.keys import REDIS, REDIS_KEYS, SETTINGS
+from gateway.live import UCW_STATES, UCW_WALLETS
 from shared.errors import InvalidInput
 from shared.providers import cobo_ucw as ucw
-from shared.providers.cobo_ucw_store import lookup, read_state
+from shared.providers.cobo_ucw_store import decode_state, read_state, state_key
 from shared.providers.jsonfields import decode_json
 
 _POLL_S = 0.02
@@ -61,13 +65,16 @@ async def _accept(
     request: web.Request, wallet_uuid: str, report: ucw.TssCallback, body: bytes, wait_ms: int
 ) -> web.Response:
     try:
-        vault_id, known = await lookup(request.app[REDIS], request.app[REDIS_KEYS], wallet_uuid, report.tss_request_id)
+        vault_id = await request.app[UCW_WALLETS].find(wallet_uuid)
     except (RedisError, OSError):
+        # Only for a wallet this process does not know: "not found" cannot be told without Redis.
         count(request, ucw.PROVIDER, "unavailable")
         return _answer(503, "cannot record the report now; please retry")
     if vault_id is None:
         count(request, ucw.PROVIDER, "unknown_wallet")
         return _answer(404, f"wallet {wallet_uuid} not found", suggestion="register it: callgate wallets add")
+    # Asked now, so that the read shares the loop iteration (and its MGET) with the other requests'.
+    state = request.app[UCW_STATES].get(state_key(request.app[REDIS_KEYS], wallet_uuid, report.tss_request_id))
     payload = {"wallet_uuid": wallet_uuid, "vault_id": vault_id, "tss_request_id": report.tss_request_id}
     event = envelope(
         request,
@@ -77,7 +84,9 @@ async def _accept(
         body=body,
         payload={**payload, "status": report.status},
     )
-    if await hand_off(request, event) is None:
+    outcome = await hand_off(request, event)
+    known = decode_state(await state)  # awaited on every path: never a result left unretrieved
+    if outcome is None:
         return _answer(503, "cannot record the report now; please retry")
     if wait_ms > 0:
         known = await _wait_for_sync(request, wallet_uuid, report.tss_request_id, event.received_at, wait_ms) or known

@@ -4,7 +4,9 @@ Postgres holds the truth of record (`ucw_wallets`, `tss_requests`). Redis holds 
 gateway reads instead of Postgres, so that a callback costs no Postgres query:
 
 - `<prefix>:ucw:wallets`, a hash wallet_uuid -> vault_id (the 404 check), rebuilt from Postgres by
-  `sync_wallets` (every worker start, `callgate wallets sync`) in case Redis lost it;
+  `sync_wallets` (every worker start, `callgate wallets sync`) in case Redis lost it. Every change
+  bumps `<prefix>:ucw:wallets:version` and is announced on `<prefix>:ucw:wallets:changed`, so that
+  each gateway's in-memory copy (`cobo_ucw_replica.WalletReplica`) follows it;
 - `<prefix>:ucw:tss:<wallet>:<id>`, the row as currently known (WaaS status and snapshot), written
   by the worker after every Postgres write, read by the gateway to fill `result`.
 """
@@ -28,15 +30,19 @@ __all__ = [
     "TssRow",
     "add_wallet",
     "count_open",
+    "decode_state",
     "load_row",
-    "lookup",
+    "load_wallets",
     "publish_state",
     "read_state",
     "record_report",
     "record_waas",
     "rows_for_request",
+    "state_key",
     "sync_wallets",
     "vault_of",
+    "wallets_channel",
+    "wallets_version",
 ]
 
 # The replica only has to outlive the callbacks about a request (minutes to days).
@@ -47,7 +53,17 @@ def _wallets_key(keys: RedisKeys) -> str:
     return keys.namespace("ucw:wallets")
 
 
-def _state_key(keys: RedisKeys, wallet_uuid: str, tss_request_id: str) -> str:
+def _wallets_version_key(keys: RedisKeys) -> str:
+    return keys.namespace("ucw:wallets:version")
+
+
+def wallets_channel(keys: RedisKeys) -> str:
+    """The channel announcing a change of the wallet registry (the message is the new version)."""
+    return keys.namespace("ucw:wallets:changed")
+
+
+def state_key(keys: RedisKeys, wallet_uuid: str, tss_request_id: str) -> str:
+    """The Redis key of a row's replica (what the gateway reads to fill `result`)."""
     return keys.namespace(f"ucw:tss:{wallet_uuid}:{tss_request_id}")
 
 
@@ -86,8 +102,11 @@ async def add_wallet(conn: Connection, redis: Redis, keys: RedisKeys, wallet_uui
         wallet_uuid,
         vault_id,
     )
-    # redis-py types hash commands as "Awaitable | value" for its sync and async clients alike.
-    await cast(Awaitable[int], redis.hset(_wallets_key(keys), wallet_uuid, vault_id))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(_wallets_key(keys), wallet_uuid, vault_id)
+        pipe.incr(_wallets_version_key(keys))
+        _, version = await pipe.execute()
+    await redis.publish(wallets_channel(keys), str(version))
 
 
 async def sync_wallets(conn: Connection, redis: Redis, keys: RedisKeys) -> int:
@@ -97,14 +116,35 @@ async def sync_wallets(conn: Connection, redis: Redis, keys: RedisKeys) -> int:
         pipe.delete(_wallets_key(keys))
         if rows:
             pipe.hset(_wallets_key(keys), mapping={r["w"]: r["vault_id"] for r in rows})
-        await pipe.execute()
+        pipe.incr(_wallets_version_key(keys))
+        *_, version = await pipe.execute()
+    await redis.publish(wallets_channel(keys), str(version))
     return len(rows)
+
+
+async def load_wallets(redis: Redis, keys: RedisKeys) -> tuple[int, dict[str, str]]:
+    """The registry's version and its wallet -> vault map, read together (one MULTI)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(_wallets_version_key(keys))
+        pipe.hgetall(_wallets_key(keys))
+        version, mapping = await pipe.execute()
+    return int(version or 0), {_text(w): _text(v) for w, v in mapping.items()}
+
+
+async def wallets_version(redis: Redis, keys: RedisKeys) -> int:
+    """The registry's change counter (0 when Redis has none: never written, or lost)."""
+    return int(await cast(Awaitable[bytes | None], redis.get(_wallets_version_key(keys))) or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def vault_of(redis: Redis, keys: RedisKeys, wallet_uuid: str) -> str | None:
     """The vault of a registered wallet from the Redis replica; None for an unknown wallet."""
+    # redis-py types hash commands as "Awaitable | value" for its sync and async clients alike.
     value = await cast(Awaitable[bytes | str | None], redis.hget(_wallets_key(keys), wallet_uuid))
-    return value.decode() if isinstance(value, bytes) else value
+    return _text(value) if value is not None else None
 
 
 # -- tss_requests ----------------------------------------------------------------------------
@@ -226,7 +266,7 @@ async def publish_state(redis: Redis, keys: RedisKeys, row: TssRow) -> None:
     """Write the row as the gateway should answer it (after every Postgres write of the row)."""
     synced = row.waas_synced_at.timestamp() if row.waas_synced_at else None
     value = orjson.dumps({"result": _result_json(row), "synced_at": synced})
-    await redis.set(_state_key(keys, row.wallet_uuid, row.tss_request_id), value, ex=STATE_TTL_S)
+    await redis.set(state_key(keys, row.wallet_uuid, row.tss_request_id), value, ex=STATE_TTL_S)
 
 
 def _result_json(row: TssRow) -> dict[str, str]:
@@ -238,25 +278,15 @@ def _result_json(row: TssRow) -> dict[str, str]:
     }
 
 
-async def lookup(
-    redis: Redis, keys: RedisKeys, wallet_uuid: str, tss_request_id: str
-) -> tuple[str | None, tuple[CallbackResult, float | None] | None]:
-    """The gateway's one round trip before hand-off: the wallet's vault (None: unknown) and the row replica."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hget(_wallets_key(keys), wallet_uuid)
-        pipe.get(_state_key(keys, wallet_uuid, tss_request_id))
-        vault, raw = await pipe.execute()
-    return (vault.decode() if isinstance(vault, bytes) else vault), _decode_state(raw)
-
-
 async def read_state(
     redis: Redis, keys: RedisKeys, wallet_uuid: str, tss_request_id: str
 ) -> tuple[CallbackResult, float | None] | None:
     """The replica of a row and when WaaS was last read for it (epoch s); None if never written."""
-    return _decode_state(await redis.get(_state_key(keys, wallet_uuid, tss_request_id)))
+    return decode_state(await redis.get(state_key(keys, wallet_uuid, tss_request_id)))
 
 
-def _decode_state(raw: bytes | None) -> tuple[CallbackResult, float | None] | None:
+def decode_state(raw: bytes | None) -> tuple[CallbackResult, float | None] | None:
+    """A row replica as `publish_state` wrote it (None when absent or unreadable)."""
     if raw is None:
         return None
     # Written by our own workers, but it crossed Redis: a malformed value is treated as absent.

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,8 +17,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from callgate.embedded import EmbeddedRedis
 from callgate.ucw_demo import send_cobo_ucw
 from gateway.keys import METRICS
+from gateway.live import UCW_WALLETS
 from shared.config import CoboUcwSettings, CoboWaasSettings, Settings
 from shared.db import Pool
 from shared.keys import RedisKeys
@@ -25,6 +28,7 @@ from shared.providers.cobo_ucw_store import add_wallet
 from shared.waas.cobo_auth import load_api_secret, load_public_key
 from shared.waas.cobo_client import ClientOptions
 from tests.conftest import RunWorker, sample_value, with_providers
+from tests.shared.test_policy_store import until
 from tests.waas_standin import WaasStandin, running_standin
 
 Client = TestClient[web.Request, web.Application]
@@ -271,7 +275,49 @@ async def test_demo_samples_show_every_outcome(start: Start, run_worker: RunWork
 
 async def test_workers_rebuild_the_wallet_replica_redis_lost(start: Start, run_worker: RunWorker, redis: Redis) -> None:
     settings, client = await start("Success")
+    wallets = client.app[UCW_WALLETS]
+    assert wallets.get(WALLET) == VAULT
     await redis.flushdb()  # Redis lost everything; Postgres still has the wallet
+    # The registry's version is gone with it: the next poll notices and the gateway forgets too.
+    assert await until(lambda: wallets.get(WALLET) is None) < 2.0
     assert (await _report(client)).status == 404
-    await run_worker(settings)  # worker start-up re-syncs the replica from Postgres
+    await run_worker(settings)  # worker start-up re-syncs the registry from Postgres and announces it
     assert (await _report(client)).status == 200
+    await until(lambda: wallets.get(WALLET) == VAULT)
+
+
+async def test_a_wallet_registered_after_start_is_accepted_at_once_and_replicated(
+    start: Start, db: Db, redis: Redis
+) -> None:
+    settings, client = await start()
+    wallets = client.app[UCW_WALLETS]
+    other = "0d7c9e2a-5b4f-4a1e-9c3d-2e1f0a9b8c7d"
+    assert (await _report(client, wallet=other)).status == 404
+    await _register(db, redis, settings, other)
+    # Not in this process's replica yet, or just arrived: Redis is asked, never a false 404.
+    assert (await _report(client, wallet=other)).status == 200
+    assert await until(lambda: wallets.get(other) == VAULT) < 1.0
+    assert len(wallets) == 2
+
+
+async def test_redis_down_a_known_wallet_is_spooled_an_unknown_one_503(
+    gateway: Gateway, settings: Settings, db: Db, standin: WaasStandin, tmp_path: Path
+) -> None:
+    private = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        configured = dataclasses.replace(_settings(settings, standin), redis_url=private.url)
+        own = Redis.from_url(private.url)
+        await _register(db, own, configured)
+        await own.aclose()
+        client = await gateway(configured)
+        await asyncio.to_thread(private.kill)
+        response = await _report(client)
+        body = await response.json()
+        # The report is durable in the spool; what WaaS says is not known without Redis.
+        assert response.status == 200 and body["success"] is True
+        assert body["result"] == {"tss_request_id": REQ, "status": "", "waas_status_snapshot": ""}
+        assert _callbacks(client, "spooled") == 1
+        unknown = await _report(client, wallet="0d7c9e2a-5b4f-4a1e-9c3d-2e1f0a9b8c7d")
+        assert unknown.status == 503 and (await unknown.json())["success"] is False
+    finally:
+        await asyncio.to_thread(private.stop)
