@@ -157,6 +157,50 @@ def _admin_policy(ok: dict[str, Schema], *, request: Schema | None = None) -> Sp
     return Spec({**ok, **errors}, request=request, security=("adminToken",), tags=("admin",))
 
 
+def _admin(ok: dict[str, Schema], *, request: Schema | None = None, **errors: str) -> Spec:
+    """An admin route: JSON answers, the fixed error shape (400 and the given ones), the bearer token."""
+    refusals = {"400": _error("A bad parameter or body (named).")}
+    refusals |= {status.removeprefix("e"): _error(text) for status, text in errors.items()}
+    return Spec({**ok, **refusals, **_ADMIN_ERRORS}, request=request, security=("adminToken",), tags=("admin",))
+
+
+def _json_body(schema: Schema, *, required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_SUBSCRIBER = _obj(
+    ("id", "name", "url", "event_types", "enabled"),
+    id={"type": "integer"},
+    name=_STR,
+    url=_STR,
+    event_types={"type": "array", "items": _STR, "description": "exact types, `provider.*` or `*`; [] = all"},
+    enabled={"type": "boolean"},
+    disabled_reason={"type": ["string", "null"]},
+    created_at=_TIME,
+    previous_secret_expires_at={"type": ["string", "null"], "format": "date-time"},
+    breaker={"type": ["string", "null"], "enum": ["closed", "open", "half_open", None]},
+)
+_SECRET = {"secret": {"type": "string", "description": "the whsec_ signing secret: shown in this answer only"}}
+_WITH_SECRET: Schema = {**_SUBSCRIBER, "properties": {**_SUBSCRIBER["properties"], **_SECRET}}
+_NO_SUBSCRIBER = "No subscriber of that name."
+_REPLAY_SELECTION = _obj(
+    (),
+    ids={"type": "array", "items": _STR, "maxItems": 1000, "description": "notification ids (webhook-id)"},
+    subscriber=_STR,
+    since={**_TIME, "description": "created at or after (ISO 8601; UTC when no offset)"},
+    until={**_TIME, "description": "created before"},
+    statuses={"type": "array", "items": {"enum": ["pending", "delivered", "dead"]}},
+)
+_DEAD_LETTER = _obj(
+    ("id", "job", "ref", "reason", "created_at"),
+    id={"type": "integer"},
+    job=_STR,
+    ref=_STR,
+    reason=_STR,
+    created_at=_TIME,
+)
+
 SPECS: dict[str, Spec] = {
     "healthz": Spec({"200": _json("The process answers.", _obj(("status",), status=_STR))}, tags=("operations",)),
     "readyz": Spec(
@@ -294,6 +338,66 @@ SPECS: dict[str, Spec] = {
         },
         security=("adminToken",),
         tags=("admin",),
+    ),
+    "admin_subscribers_list": _admin(
+        {
+            "200": _json(
+                "Oldest first; no secrets.", _obj(("subscribers",), subscribers={"type": "array", "items": _SUBSCRIBER})
+            )
+        }
+    ),
+    "admin_subscribers_create": _admin(
+        {"201": _json("Created; the signing secret is shown here only.", _WITH_SECRET)},
+        request=_json_body(
+            _obj(
+                ("name", "url"),
+                name={"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                url={"type": "string", "description": "absolute http(s) URL"},
+                event_types={"type": "array", "items": _STR},
+                secret={"type": "string", "description": "a whsec_ secret to use instead of a generated one"},
+            )
+        ),
+        e409="A subscriber of that name exists.",
+    ),
+    "admin_subscribers_disable": _admin(
+        {"200": _json("Disabled.", _SUBSCRIBER)},
+        request=_json_body(_obj((), reason=_STR), required=False),
+        e404=_NO_SUBSCRIBER,
+    ),
+    "admin_subscribers_enable": _admin({"200": _json("Enabled.", _SUBSCRIBER)}, e404=_NO_SUBSCRIBER),
+    "admin_subscribers_rotate": _admin(
+        {"200": _json("The new secret, shown here only; the old one signs beside it until expiry.", _WITH_SECRET)},
+        request=_json_body(_obj((), overlap_hours={"type": "number", "minimum": 0, "maximum": 720}), required=False),
+        e404=_NO_SUBSCRIBER,
+    ),
+    "admin_replay_notifications": _admin(
+        {
+            "200": _json(
+                "Reset and enqueued (a no-op for attempts already queued).",
+                _obj(
+                    ("replayed", "count"),
+                    replayed={"type": "array", "items": _obj(("id", "attempt"), id=_STR, attempt={"type": "integer"})},
+                    count={"type": "integer"},
+                ),
+            )
+        },
+        request=_json_body(_REPLAY_SELECTION),
+    ),
+    "admin_dead_letters_list": _admin(
+        {"200": _json("Newest first.", _obj(("dead_letters",), dead_letters={"type": "array", "items": _DEAD_LETTER}))}
+    ),
+    "admin_replay_dead_letters": _admin(
+        {
+            "200": _json(
+                "Re-enqueued; ids that are not open dead letters are listed in not_open.",
+                _obj(
+                    ("replayed", "not_open"),
+                    replayed={"type": "array", "items": _obj(("id", "job"), id={"type": "integer"}, job=_STR)},
+                    not_open={"type": "array", "items": {"type": "integer"}},
+                ),
+            )
+        },
+        request=_json_body(_obj(("ids",), ids={"type": "array", "items": {"type": "integer"}, "maxItems": 1000})),
     ),
 }
 

@@ -8,7 +8,20 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway import openapi
-from gateway.handlers import admin_orders, admin_policy, chainup, cobo_tss, cobo_ucw, cobo_waas, ops, uuwallet, wyre
+from gateway.handlers import (
+    admin_orders,
+    admin_policy,
+    admin_replay,
+    admin_subscribers,
+    chainup,
+    cobo_tss,
+    cobo_ucw,
+    cobo_waas,
+    ops,
+    uuwallet,
+    wyre,
+)
+from gateway.handlers.admin_common import counted
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -190,6 +203,64 @@ ROUTES: tuple[Route, ...] = (
         summary="Rule-level difference between two stored policy versions (?old=A&new=B)",
     ),
     # end policy lifecycle
+    # subscribers and replay (admin API; 404 unless CALLGATE_ADMIN_TOKEN is set)
+    Route(
+        "GET",
+        "/admin/subscribers",
+        admin_subscribers.list_subscribers,
+        "admin_subscribers_list",
+        summary="Notification subscribers with their breaker state; secrets are never listed",
+    ),
+    Route(
+        "POST",
+        "/admin/subscribers",
+        admin_subscribers.create,
+        "admin_subscribers_create",
+        summary="Add a subscriber; the answer shows its whsec_ signing secret, once",
+    ),
+    Route(
+        "POST",
+        "/admin/subscribers/{name}/disable",
+        admin_subscribers.disable,
+        "admin_subscribers_disable",
+        summary="Stop delivering to a subscriber (its notifications wait)",
+    ),
+    Route(
+        "POST",
+        "/admin/subscribers/{name}/enable",
+        admin_subscribers.enable,
+        "admin_subscribers_enable",
+        summary="Deliver to a subscriber again",
+    ),
+    Route(
+        "POST",
+        "/admin/subscribers/{name}/rotate",
+        admin_subscribers.rotate,
+        "admin_subscribers_rotate",
+        summary="New signing secret, shown once; the old one keeps signing beside it for the overlap",
+    ),
+    Route(
+        "POST",
+        "/admin/replay/notifications",
+        admin_replay.replay_notifications,
+        "admin_replay_notifications",
+        summary="Deliver notifications again (same webhook-id) by id, subscriber and/or time range",
+    ),
+    Route(
+        "GET",
+        "/admin/dead-letters",
+        admin_replay.list_dead_letters,
+        "admin_dead_letters_list",
+        summary="Open dead letters, newest first (?job=...&limit=N)",
+    ),
+    Route(
+        "POST",
+        "/admin/replay/dead-letters",
+        admin_replay.replay_dead_letters,
+        "admin_replay_dead_letters",
+        summary="Re-enqueue dead-lettered jobs by id",
+    ),
+    # end subscribers and replay
     # <<< provider routes
 )
 
@@ -207,4 +278,6 @@ def route_path(route: Route, settings: Settings) -> str:
 
 def setup_routes(app: web.Application, settings: Settings) -> None:
     for route in enabled_routes(settings):
-        app.router.add_route(route.method, route_path(route, settings), route.handler, name=route.name)
+        # Every admin answer is counted by outcome: refused tokens and 503s show up on dashboards.
+        handler = counted(route.handler) if route.path.startswith("/admin/") else route.handler
+        app.router.add_route(route.method, route_path(route, settings), handler, name=route.name)

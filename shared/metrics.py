@@ -60,6 +60,13 @@ class Metrics:
             "1 when Postgres answered this process's last probe or query (gateway and worker processes).",
             registry=r,
         )
+        self.admin_requests = Counter(
+            "callgate_admin_requests_total",
+            "Admin API answers, by route name and outcome "
+            "(ok, invalid, unauthorized, not_found, conflict, too_large, refused, unavailable, error).",
+            ["route", "outcome"],
+            registry=r,
+        )
         # workers
         self.jobs = Counter(
             "callgate_jobs_total",
