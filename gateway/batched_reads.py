@@ -10,6 +10,7 @@ with what they know (the UCW route's `result`) rather than fail.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from redis.asyncio import Redis
@@ -35,7 +36,7 @@ class BatchedReads:
         self._pending.append((key, future))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._start)
+            loop.call_soon(self._start, context=contextvars.Context())  # not the first request's log context
         return future
 
     async def stop(self) -> None:

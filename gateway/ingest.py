@@ -12,6 +12,7 @@ callback accepted twice (once spooled, once queued) still yields one job.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import time
@@ -84,7 +85,9 @@ class Ingestor:
     def _schedule(self) -> None:
         if not self._scheduled and len(self._in_flight) < MAX_IN_FLIGHT:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            # A fresh context: the batch serves many requests, so its log lines must not carry the
+            # correlation id of whichever request happened to schedule it.
+            asyncio.get_running_loop().call_soon(self._start_flush, context=contextvars.Context())
 
     def _start_flush(self) -> None:
         self._scheduled = False

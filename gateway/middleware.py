@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.keys import METRICS
+from shared.logging import correlation_id
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,12 @@ def _route_name(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Correlation id, latency histogram per route, and the last-resort error answer."""
     header = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
+    request[REQUEST_ID] = request_id = (
+        header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
+    )
+    # Every log line of this request carries its id. aiohttp runs each request in its own task
+    # (its own copy of the context), so the value ends with the request: no reset needed.
+    correlation_id.set(request_id)
     started = time.perf_counter()
     try:
         if await _body_in_time(request):
@@ -67,12 +73,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         # client does not send its next request down a socket that is about to close.
         response.force_close()
     except Exception:
-        logger.exception(
-            "unhandled error on %s %s (request %s)", request.method, _route_name(request), request[REQUEST_ID]
-        )
+        logger.exception("unhandled error on %s %s (request %s)", request.method, _route_name(request), request_id)
         response = _json(500, "internal", "internal error")
     request.app[METRICS].request_seconds.labels(_route_name(request)).observe(time.perf_counter() - started)
-    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    response.headers["X-Request-Id"] = request_id
     return response
 
 

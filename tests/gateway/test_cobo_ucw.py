@@ -28,6 +28,7 @@ from shared.providers.cobo_ucw_store import add_wallet
 from shared.waas.cobo_auth import load_api_secret, load_public_key
 from shared.waas.cobo_client import ClientOptions
 from tests.conftest import RunWorker, sample_value, with_providers
+from tests.ports import closed_port
 from tests.shared.test_policy_store import until
 from tests.waas_standin import WaasStandin, running_standin
 
@@ -221,11 +222,7 @@ async def test_refusals_use_the_envelope(start: Start, redis: Redis) -> None:
 async def test_redis_unreachable_is_503_in_the_envelope(
     gateway: Gateway, settings: Settings, standin: WaasStandin
 ) -> None:
-    # Bind, learn the port, close: nothing answers there.
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
+    port = await closed_port()  # nothing answers there
     settings = dataclasses.replace(_settings(settings, standin), redis_url=f"redis://127.0.0.1:{port}/0")
     client = await gateway(settings)
     response = await _report(client)

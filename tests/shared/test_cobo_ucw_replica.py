@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import cast
 
@@ -14,6 +13,7 @@ from shared.db import Pool
 from shared.keys import RedisKeys
 from shared.providers.cobo_ucw_replica import WalletReplica
 from shared.providers.cobo_ucw_store import add_wallet, sync_wallets, wallets_version
+from tests.ports import closed_port
 from tests.shared.test_policy_store import until
 
 WALLET = "9b2f7a4e-3c1d-4e5f-8a6b-7c8d9e0f1a2b"
@@ -74,10 +74,7 @@ async def test_find_asks_redis_about_a_wallet_it_does_not_know(db: Db, redis: Re
 
 
 async def test_find_raises_when_redis_is_unreachable_for_an_unknown_wallet() -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
+    port = await closed_port()  # nothing answers there
     dead = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
     try:
         with pytest.raises(RedisError):
