@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.decisions import decision_memo
-from gateway.health import postgres_health
+from gateway.health import service_health
 from gateway.ingest import Ingestor
 from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
 from gateway.live import live_state
@@ -33,7 +33,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(decision_memo)  # batched decide-once memo of the synchronous routes
     app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
     app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
-    app.cleanup_ctx.append(postgres_health)  # callgate_postgres_up (reported, not a readiness condition)
+    app.cleanup_ctx.append(service_health)  # callgate_postgres_up/redis_up probes (not readiness conditions)
     # <<< feature contexts
     setup_routes(app, settings)
     return app

@@ -1,7 +1,7 @@
 """Is a backing service there? A 1/0 gauge per process, from a cheap periodic probe and from
 what real queries learn in between.
 
-The probe runs every `interval_s` (`SELECT 1`, `PING`) with its own timeout: a database that
+The probe runs every `interval_s` (`SELECT 1`; `SET`+`DEL` in one MULTI) with its own timeout: a database that
 hangs instead of refusing must read as down, and asyncpg's connect timeout (60 s) is far too
 long for that. Code that has just run a real query may `record` its outcome, so the gauge
 moves at once instead of at the next probe. Neither the gateway nor the workers stop or turn
@@ -96,6 +96,15 @@ def postgres_probe(pool: Pool, gauge: Gauge, **timing: float) -> HealthProbe:
     return HealthProbe("postgres", lambda: pool.fetchval("SELECT 1"), gauge, errors=POSTGRES_ERRORS, **timing)
 
 
-def redis_probe(redis: Redis, gauge: Gauge, **timing: float) -> HealthProbe:
-    """`PING` on the process's own client."""
-    return HealthProbe("redis", redis.ping, gauge, errors=REDIS_ERRORS, **timing)
+def redis_probe(redis: Redis, key: str, gauge: Gauge, **timing: float) -> HealthProbe:
+    """A write on the process's own client: a full Redis under `noeviction` still answers PING
+    but refuses writes, and writes are what the queue needs. SET and DEL in one MULTI: refused
+    as a whole when Redis is out of memory, and never leaves a key behind."""
+
+    async def write() -> None:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, b"1")
+            pipe.delete(key)
+            await pipe.execute()
+
+    return HealthProbe("redis", write, gauge, errors=REDIS_ERRORS, **timing)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -13,11 +14,13 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from callgate.demo import wyre_transaction
-from gateway.health import POSTGRES_HEALTH
+from callgate.embedded import EmbeddedRedis
+from gateway.health import POSTGRES_HEALTH, REDIS_HEALTH
 from gateway.keys import METRICS
 from shared.config import Settings
 from shared.db import create_pool
-from shared.health import postgres_probe
+from shared.health import postgres_probe, redis_probe
+from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from tests.conftest import WYRE_TOKEN, sample_value
 from tests.forwarder import Forwarder, forwarding
@@ -59,6 +62,40 @@ async def test_gateway_reports_postgres_down_and_up_and_keeps_acking(gateway: Ga
         assert await probe.probe() is True and up() == 1
 
 
+async def test_an_idle_gateway_reports_redis_down_and_up(gateway: Gateway, settings: Settings) -> None:
+    parts = urlsplit(settings.redis_url)
+    async with forwarding(parts.hostname or "127.0.0.1", parts.port or 6379) as forwarder:
+        through = parts._replace(netloc=f"127.0.0.1:{forwarder.port}").geturl()
+        client = await gateway(dataclasses.replace(settings, redis_url=through))
+        probe = client.app[REDIS_HEALTH]
+
+        def up() -> float:
+            return sample_value(client.app[METRICS], "callgate_redis_up")
+
+        await until(lambda: up() == 1, within_s=5)
+        await forwarder.cut()
+        assert await probe.probe() is False and up() == 0  # no callback needed to notice
+        await forwarder.restore()
+        assert await probe.probe() is True and up() == 1
+
+
+async def test_a_full_redis_that_still_answers_ping_reads_as_down(tmp_path: Path) -> None:
+    server = await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis").start)
+    client = Redis.from_url(server.url)
+    try:
+        metrics = Metrics()
+        probe = redis_probe(client, "callgate:health:test", metrics.redis_up)
+        assert await probe.probe() is True
+        await client.config_set("maxmemory", 1)  # noeviction: every write is refused now
+        assert await client.ping() is True
+        assert await probe.probe() is False and sample_value(metrics, "callgate_redis_up") == 0
+        await client.config_set("maxmemory", 0)
+        assert await probe.probe() is True and await client.dbsize() == 0  # nothing left behind
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(server.stop)
+
+
 async def test_a_postgres_that_hangs_reads_as_down_within_the_probe_timeout(settings: Settings) -> None:
     # A listener that accepts and never answers: the probe's own timeout, not asyncpg's 60 s.
     held: list[asyncio.StreamWriter] = []
@@ -89,7 +126,7 @@ async def test_worker_probes_follow_postgres_and_redis(settings: Settings, redis
         metrics = Metrics()
         pool = await create_pool(_through(settings, forwarder).database_url, min_size=0, max_size=2)
         try:
-            async with health_probes(pool, redis, metrics) as postgres:
+            async with health_probes(pool, redis, RedisKeys(settings.key_prefix), metrics) as postgres:
                 await until(lambda: sample_value(metrics, "callgate_postgres_up") == 1, within_s=5)
                 await until(lambda: sample_value(metrics, "callgate_redis_up") == 1, within_s=5)
                 await forwarder.cut()
