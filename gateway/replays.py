@@ -12,16 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from arq.connections import ArqRedis
-from redis.asyncio import Redis
 
 from shared.db import Connection, Pool
 from shared.jobs import DELIVER_NOTIFICATION
 from shared.jobs import delivery_job_id as job_id
 from shared.notify import replay
-from shared.queue import deserialize_job, serialize_job
+from shared.queue import JobQueue, NewJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +49,16 @@ async def open_letters(conn: Connection, *, job: str | None, limit: int) -> list
     return [OpenLetter(r["id"], r["job"], r["ref"], r["reason"], r["created_at"]) for r in rows]
 
 
-async def notifications(pool: Pool, redis: Redis, queue: str, selection: replay.Selection) -> list[tuple[str, int]]:
+async def notifications(pool: Pool, queue: JobQueue, selection: replay.Selection) -> list[tuple[str, int]]:
     """Reset the selected notifications and enqueue their next attempt; (id, attempt) each."""
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, selection)
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    await _enqueue(redis, queue, [(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked])
+    await queue.enqueue_many(_deliveries(picked))
     return picked
 
 
-async def letters(pool: Pool, redis: Redis, queue: str, ids: Sequence[int]) -> LetterReplay:
+async def letters(pool: Pool, queue: JobQueue, ids: Sequence[int]) -> LetterReplay:
     """Re-enqueue open dead letters by id. A dead notification delivery is replayed as its
     notification (reset, same `webhook-id`), as `callgate replay` does; others with their args."""
     async with pool.acquire() as conn, conn.transaction():
@@ -80,9 +76,10 @@ async def letters(pool: Pool, redis: Redis, queue: str, ids: Sequence[int]) -> L
             list(ids),
             DELIVER_NOTIFICATION,
         )
-    jobs = [(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
-    jobs += [(r["job"], tuple(r["args"]), f"replay:{r['id']}") for r in others]
-    await _enqueue(redis, queue, jobs)
+    # The job ids `callgate replay` and the console use: a letter replayed twice is queued once.
+    await queue.enqueue_many(
+        _deliveries(picked) + [NewJob(r["job"], tuple(r["args"]), f"replay:{r['id']}") for r in others]
+    )
     found = {n for n, _ in picked}  # a letter whose notification row is gone stays open
     replayed = sorted([(r["id"], DELIVER_NOTIFICATION) for r in refs if r["ref"] in found])
     replayed = sorted(replayed + [(r["id"], r["job"]) for r in others])
@@ -90,14 +87,5 @@ async def letters(pool: Pool, redis: Redis, queue: str, ids: Sequence[int]) -> L
     return LetterReplay(replayed, sorted({i for i in ids if i not in done}))
 
 
-async def _enqueue(redis: Redis, queue: str, jobs: Sequence[tuple[str, tuple[Any, ...], str]]) -> None:
-    # arq's producer over the gateway's own connection pool (no extra connections); a job id
-    # that is queued already is a no-op, which is what makes a repeated replay harmless.
-    arq = ArqRedis(
-        connection_pool=redis.connection_pool,
-        job_serializer=serialize_job,
-        job_deserializer=deserialize_job,
-        default_queue_name=queue,
-    )
-    for function, args, jid in jobs:
-        await arq.enqueue_job(function, *args, _job_id=jid)
+def _deliveries(picked: Sequence[tuple[str, int]]) -> list[NewJob]:
+    return [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from gateway import replays
 from gateway.handlers.admin_common import POSTGRES_DOWN, json_object, postgres_answered, text, texts, unavailable
 from gateway.handlers.admin_orders import refusal
-from gateway.keys import REDIS, SETTINGS
+from gateway.keys import INGESTOR
 from gateway.live import DATABASE
 from gateway.middleware import error_response
 from shared.errors import InvalidInput
@@ -48,7 +48,7 @@ async def replay_notifications(request: web.Request) -> web.Response:
         return error_response(400, "invalid", str(e))
     app = request.app
     try:
-        picked = await replays.notifications(app[DATABASE], app[REDIS], app[SETTINGS].queue_name, selection)
+        picked = await replays.notifications(app[DATABASE], app[INGESTOR].queue, selection)
     except RedisError as e:
         logger.warning("notification replay: rows reset, enqueue failed: %s", type(e).__name__)
         detail = 'reset but not enqueued: once Redis is back, send the same request with "statuses": ["pending"]'
@@ -93,7 +93,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         return error_response(400, "invalid", "ids: every item a positive integer")
     app = request.app
     try:
-        done = await replays.letters(app[DATABASE], app[REDIS], app[SETTINGS].queue_name, ids)
+        done = await replays.letters(app[DATABASE], app[INGESTOR].queue, ids)
     except RedisError as e:
         logger.warning("dead letter replay: marked replayed, enqueue failed: %s", type(e).__name__)
         return error_response(

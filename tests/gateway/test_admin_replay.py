@@ -6,9 +6,11 @@ job does after its last attempt (the schedule's hours are not waited out here).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ from shared.db import Pool as Db
 from shared.jobs import DELIVER_NOTIFICATION, STORE_EVENT, EventEnvelope
 from shared.notify.outbox import dead_letter
 from tests.conftest import WYRE_TOKEN, RunWorker
+from tests.forwarder import forwarding
 from tests.gateway.test_admin_orders import AUTH, admin
 from tests.gateway.test_admin_subscribers import receiver
 from tests.receiver import Receiver
@@ -152,3 +155,22 @@ async def test_replay_refusals(delivered: tuple[Client, Settings]) -> None:
         assert response.status == 400, body
     assert (await client.get("/admin/dead-letters?limit=0", headers=AUTH)).status == 400
     assert (await client.post("/admin/replay/notifications", json={"ids": ["x"]})).status == 401
+
+
+async def test_redis_failing_after_the_reset_is_said_and_recoverable(
+    delivered: tuple[Client, Settings], gateway: Gateway, run_worker: RunWorker, receiver: Receiver, db: Db
+) -> None:
+    client, settings = delivered
+    dead = await _kill(db, only_first=True)
+    parts = urlsplit(settings.redis_url)
+    async with forwarding(parts.hostname or "127.0.0.1", parts.port or 6379) as forwarder:
+        through = dataclasses.replace(settings, redis_url=parts._replace(netloc=f"127.0.0.1:{forwarder.port}").geturl())
+        cut_off = await gateway(through)
+        await forwarder.cut()
+        response = await cut_off.post("/admin/replay/notifications", json={"ids": dead}, headers=AUTH)
+        assert response.status == 503 and '"statuses": ["pending"]' in (await response.json())["detail"]
+    assert await db.fetchval("SELECT status FROM notifications WHERE id = $1", dead[0]) == "pending"
+    # What the answer says to do, on a gateway that reaches Redis: the attempt is enqueued.
+    assert (await _replay(client, {"ids": dead, "statuses": ["pending"]}))["count"] == 1
+    await run_worker(settings)
+    assert [r.webhook_id for r in receiver.received] == dead
