@@ -58,10 +58,10 @@ class HealthProbe:
         """A real operation's outcome: ok, or failed because the service was not there."""
         if ok != self._up:
             # Transitions only: a down service must not log every five seconds per process.
-            if ok:
-                logger.info("%s reachable again", self._service)
-            else:
+            if not ok:
                 logger.warning("%s unreachable", self._service)
+            elif self._up is not None:
+                logger.info("%s reachable again", self._service)
         self._up = ok
         self._gauge.set(1 if ok else 0)
 
