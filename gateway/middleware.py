@@ -8,6 +8,7 @@ generic 500 that leaks nothing, always logged with the route and the request id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -16,6 +17,7 @@ import time
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client import Histogram
 
 from gateway.keys import METRICS
 from shared.logging import correlation_id
@@ -39,6 +41,13 @@ def new_request_id() -> str:
 def json_body(data: object, *, status: int = 200) -> web.Response:
     """A JSON response serialised with orjson (several times faster than aiohttp's json.dumps)."""
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_timer(histogram: Histogram, route: str) -> Histogram:
+    # `labels()` builds and looks up the label tuple under a lock on every call (~1.5 µs of the
+    # ~2.4 µs an observation costs); routes are few and their children live as long as the metric.
+    return histogram.labels(route)
 
 
 def _route_name(request: web.Request) -> str:
@@ -75,7 +84,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         logger.exception("unhandled error on %s %s (request %s)", request.method, _route_name(request), request_id)
         response = _json(500, "internal", "internal error")
-    request.app[METRICS].request_seconds.labels(_route_name(request)).observe(time.perf_counter() - started)
+    _route_timer(request.app[METRICS].request_seconds, _route_name(request)).observe(time.perf_counter() - started)
     response.headers["X-Request-Id"] = request_id
     return response
 

@@ -19,7 +19,7 @@ from gateway.middleware import observe
 from shared.config import Settings
 from shared.logging import JsonFormatter, correlation_id
 from shared.metrics import Metrics
-from tests.conftest import WYRE_TOKEN, AiohttpClient
+from tests.conftest import WYRE_TOKEN, AiohttpClient, sample_value
 from tests.ports import closed_port
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
@@ -74,8 +74,8 @@ async def test_each_request_logs_with_its_own_id_and_it_does_not_leak(
     aiohttp_client: AiohttpClient, json_lines: _JsonLines
 ) -> None:
     app = web.Application(middlewares=[observe])
-    app[METRICS] = Metrics()
-    app.router.add_get("/cid", _logs_its_correlation_id)
+    app[METRICS] = metrics = Metrics()
+    app.router.add_get("/cid", _logs_its_correlation_id, name="cid")
     client = await aiohttp_client(app)
     given = await client.get("/cid", headers={"X-Request-Id": "abc-123"})
     # The next request on the same keep-alive connection, without an id of its own.
@@ -85,6 +85,7 @@ async def test_each_request_logs_with_its_own_id_and_it_does_not_leak(
     assert (await generated.json())["correlation_id"] == own and own != "abc-123"
     assert [line["correlation_id"] for line in json_lines.lines] == ["abc-123", own]
     assert correlation_id.get() is None  # nothing reached the test's own context
+    assert sample_value(metrics, "callgate_request_duration_seconds_count", {"route": "cid"}) == 2
 
 
 async def test_a_batch_serving_many_requests_logs_with_none_of_their_ids(
