@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter
 
@@ -57,16 +57,17 @@ _HEAD_TIMEOUT_ANSWER = _raw_error(HTTPStatus.REQUEST_TIMEOUT, "timeout", "the re
 class HeadDeadlineHandler(RequestHandler):
     """aiohttp's per-connection protocol with a deadline for each request's head.
 
-    It reads two of RequestHandler's private fields (`_request_count`, `_waiter`);
+    It reads private parts of RequestHandler (`_request_count`, `_waiter`, `_messages`, `_ErrInfo`);
     tests/fuzz/test_slow_clients.py fails if an aiohttp upgrade changes what they mean."""
 
-    __slots__ = ("_head_timeout_s", "_head_timer", "_rejections")
+    __slots__ = ("_head_timeout_s", "_head_timer", "_refused", "_rejections")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, rejections: Counter, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._head_timeout_s = head_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
         self._rejections = rejections
+        self._refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -75,12 +76,19 @@ class HeadDeadlineHandler(RequestHandler):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         requests_before = self._request_count
         super().data_received(data)
         if self._request_count != requests_before:  # a head was parsed (or refused): deadline met
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
+            if isinstance(self._messages[-1][0], _ErrInfo):
+                # The parser refused the stream; the connection closes once that is answered. Until
+                # then aiohttp would parse every further read again, queueing an error that quotes
+                # the whole read (up to 32 x 2 x 256 KiB per connection): read and drop instead.
+                self._refused = True
         elif data and self._head_timer is None and self._waiter is not None:
             # Idle between requests (the handler waits for the next one) and bytes arrived without
             # completing a head: the next request has started.

@@ -49,10 +49,23 @@ class GatewayProcess:
 
 
 @contextmanager
-def gateway_process(env: Mapping[str, str], log: Path) -> Iterator[GatewayProcess]:
-    """`callgate gateway` with `env` over ours, on a free port; stopped with SIGTERM at the end."""
+def gateway_process(
+    env: Mapping[str, str], folder: Path, redis_url: str, database_url: str
+) -> Iterator[GatewayProcess]:
+    """`callgate gateway` with `env` over ours, on a free port, its spool and log in `folder`;
+    stopped with SIGTERM at the end."""
     port = _free_run(3)  # the gateway port and its side metrics port after it
-    full = {**os.environ, "CALLGATE_HOST": "127.0.0.1", "CALLGATE_PORT": str(port), **env}
+    log = folder / "gateway.log"
+    full = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "CALLGATE_SPOOL_DIR": str(folder / "spool"),
+        "CALLGATE_LOG_LEVEL": "WARNING",
+        "CALLGATE_HOST": "127.0.0.1",
+        "CALLGATE_PORT": str(port),
+        **env,
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "callgate.cli", "gateway"], env=full, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT

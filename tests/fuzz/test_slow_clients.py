@@ -25,16 +25,8 @@ WYRE = next(r for r in ASYNC_ROUTES if r.provider == "wyre")
 
 @pytest.fixture(scope="module")
 def gateway(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    folder = tmp_path_factory.mktemp("slow-clients")
-    env = {
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "CALLGATE_SPOOL_DIR": str(folder / "spool"),
-        "CALLGATE_LOG_LEVEL": "WARNING",
-        "CALLGATE_WYRE_PATH_TOKEN": WYRE_TOKEN,
-        "CALLGATE_REQUEST_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT_S),
-    }
-    with gateway_process(env, folder / "gateway.log") as process:
+    env = {"CALLGATE_WYRE_PATH_TOKEN": WYRE_TOKEN, "CALLGATE_REQUEST_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT_S)}
+    with gateway_process(env, tmp_path_factory.mktemp("slow-clients"), redis_url, database_url) as process:
         yield process
 
 
