@@ -225,6 +225,12 @@ class Metrics:
         self.dead_letters = Counter(
             "callgate_dead_letters_total", "Jobs given up and written to dead_letters, by job.", ["job"], registry=r
         )
+        self.dead_letters_open = Gauge(
+            "callgate_dead_letters_open",
+            "Dead letters not replayed yet, by job, as last counted by this worker (workers/health.py).",
+            ["job"],
+            registry=r,
+        )
         # risk checks (workers/risk.py)
         self.risk_findings = Counter(
             "callgate_risk_findings_total",

@@ -198,6 +198,10 @@ def traffic() -> dict[str, Any]:
                     "Redis up and spool bytes per process",
                     [("callgate_redis_up", "redis {{instance}}"), ("callgate_spool_bytes", "spool {{instance}}")],
                 ),
+                timeseries(
+                    "Admin API answers by route and outcome",
+                    [per("route, outcome", "callgate_admin_requests_total", fn="increase")],
+                ),
             ],
         ],
         [_variable("provider", "label_values(callgate_callbacks_total, provider)")],
@@ -311,6 +315,11 @@ def workers() -> dict[str, Any]:
                 stat("Oldest due job", "max(callgate_queue_oldest_age_seconds)", unit="s", red_above=300),
                 stat("Workers up", 'sum(up{component="worker"})'),
                 stat("Dead letters (1h)", "sum(increase(callgate_dead_letters_total[1h]))", red_above=0),
+                stat(
+                    "Dead letters waiting for replay",
+                    "sum(max by (exported_job) (callgate_dead_letters_open))",
+                    red_above=0,
+                ),
             ],
             [
                 timeseries("Queue depth", [("max by (queue) (callgate_queue_depth)", "{{queue}}")]),
@@ -335,8 +344,11 @@ def workers() -> dict[str, Any]:
                     unit="ops",
                 ),
                 timeseries(
-                    "Dead letters by job",
-                    [per("exported_job", "callgate_dead_letters_total", fn="increase")],
+                    "Dead letters by job (new, and waiting for replay)",
+                    [
+                        per("exported_job", "callgate_dead_letters_total", fn="increase"),
+                        ("max by (exported_job) (callgate_dead_letters_open)", "waiting {{exported_job}}"),
+                    ],
                 ),
             ],
             [

@@ -13,32 +13,26 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from callgate.demo import wyre_transaction
 from shared.config import Settings
 from tests.conftest import WYRE_TOKEN
+from tests.deploy.manifests import ROOT
+from tests.deploy.test_process_metrics import _free_run
 from tests.forwarder import forwarding
-from tests.fuzz.gateway_process import gateway_process
 
 
 def _refused(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _alive(pid: int) -> bool:
-    # The helper's Popen reaps it at the end; until then a finished process is a zombie.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow
@@ -48,18 +42,23 @@ async def test_sigterm_finishes_the_callback_in_flight_then_exits(
     parts = urlsplit(settings.redis_url)
     async with forwarding(parts.hostname or "127.0.0.1", parts.port or 6379) as slow_redis:
         env = {
+            **os.environ,
             "REDIS_URL": parts._replace(netloc=f"127.0.0.1:{slow_redis.port}").geturl(),
             "DATABASE_URL": settings.database_url,
             "CALLGATE_REDIS_TIMEOUT_SECONDS": "10",  # the enqueue waits for Redis instead of spooling
             "CALLGATE_SPOOL_DIR": str(tmp_path / "spool"),
             "CALLGATE_WYRE_PATH_TOKEN": WYRE_TOKEN,
             "CALLGATE_LOG_LEVEL": "WARNING",
+            "CALLGATE_HOST": "127.0.0.1",
+            "CALLGATE_PORT": str(port := _free_run(2)),  # and its side metrics port
         }
-        # Started and stopped in a thread: the helper blocks, and the forwarder lives on this loop.
-        process = gateway_process(env, tmp_path / "gateway.log")
-        gateway = await asyncio.to_thread(process.__enter__)
+        with (tmp_path / "gateway.log").open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "callgate.cli", "gateway", env=env, cwd=ROOT, stdout=log, stderr=log
+            )
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+            await _healthy(port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
             body = wyre_transaction("CONFIRMED", "TR_DRAIN1")
             head = (
                 f"POST /wyre/v3/wallet-callbacks/{WYRE_TOKEN} HTTP/1.1\r\nHost: x\r\n"
@@ -69,20 +68,33 @@ async def test_sigterm_finishes_the_callback_in_flight_then_exits(
             writer.write(head.encode() + body)
             await writer.drain()
             await asyncio.sleep(0.3)  # the handler is running, its enqueue waiting on Redis
-            os.kill(gateway.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while not _refused(gateway.port):  # the listener closes first: no new work comes in
+            while not _refused(port):  # the listener closes first: no new work comes in
                 assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
                 await asyncio.sleep(0.05)
-            assert _alive(gateway.pid)
+            assert proc.returncode is None
             slow_redis.release()
             answer = await asyncio.wait_for(reader.read(), timeout=10)
             writer.close()
             assert answer.startswith(b"HTTP/1.1 200") and b'"accepted"' in answer, answer[:300]
             assert await redis.zcard(settings.queue_name) == 1  # acked means queued
-            released = time.monotonic()
-            while _alive(gateway.pid):
-                assert time.monotonic() - released < 10, "gateway did not exit after draining"
-                await asyncio.sleep(0.05)
+            # Then it exits on its own, cleanly.
+            assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
         finally:
-            await asyncio.to_thread(process.__exit__, None, None, None)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _healthy(port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("gateway not healthy within 30 s")

@@ -1,5 +1,6 @@
-"""Postgres health: `callgate_postgres_up` follows a real Postgres going away and coming back,
-in the gateway and in a worker, and a gateway without Postgres still acks and stays ready."""
+"""Service health: `callgate_postgres_up` and `callgate_redis_up` follow real services going away and
+coming back, in the gateway and in a worker (a gateway without Postgres still acks and stays ready);
+open dead letters are counted."""
 
 from __future__ import annotations
 
@@ -18,14 +19,16 @@ from callgate.embedded import EmbeddedRedis
 from gateway.health import POSTGRES_HEALTH, REDIS_HEALTH
 from gateway.keys import METRICS
 from shared.config import Settings
-from shared.db import create_pool
+from shared.db import Pool, create_pool
 from shared.health import postgres_probe, redis_probe
+from shared.jobs import DELIVER_NOTIFICATION, STORE_EVENT
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
+from shared.notify.outbox import dead_letter
 from tests.conftest import WYRE_TOKEN, sample_value
 from tests.forwarder import Forwarder, forwarding
 from tests.gateway.test_admin_orders import until
-from workers.health import health_probes
+from workers.health import count_dead_letters, health_probes
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -136,3 +139,24 @@ async def test_worker_probes_follow_postgres_and_redis(settings: Settings, redis
                 assert await postgres.probe() is True
         finally:
             pool.terminate()
+
+
+async def test_open_dead_letters_are_counted_per_job_down_to_zero(settings: Settings, db: Pool) -> None:
+    metrics = Metrics()
+    async with db.acquire() as conn:
+        for ref in ("n-1", "n-2"):
+            await dead_letter(conn, DELIVER_NOTIFICATION, ref, [ref], "HTTP 500")
+        await dead_letter(conn, STORE_EVENT, "wyre:k", [{}], "refused")
+
+    def open_letters(job: str) -> float:
+        return sample_value(metrics, "callgate_dead_letters_open", {"job": job})
+
+    census = asyncio.create_task(count_dead_letters(db, metrics.dead_letters_open, interval_s=0.05))
+    try:
+        await until(lambda: open_letters(DELIVER_NOTIFICATION) == 2 and open_letters(STORE_EVENT) == 1, within_s=5)
+        await db.execute("UPDATE dead_letters SET replayed_at = now() WHERE job = $1", STORE_EVENT)
+        await until(lambda: open_letters(STORE_EVENT) == 0, within_s=5)  # replayed: 0, not a stale 1
+        assert open_letters(DELIVER_NOTIFICATION) == 2
+    finally:
+        census.cancel()
+        await asyncio.gather(census, return_exceptions=True)
