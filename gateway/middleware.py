@@ -92,11 +92,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _body_in_time(request: web.Request) -> bool:
     """Read a body of announced length (within the cap) before the handler, with a deadline; the
     handler's own read then returns it at once. Others (chunked, encoded, over the cap) are left to it."""
+    if request.content.is_eof():
+        # The whole body came with the headers (the common case), or there is none: no timer needed.
+        return True
     length = request.content_length
     if not length or length > request.client_max_size or "Content-Encoding" in request.headers:
         return True
-    if request.content.is_eof():
-        return True  # the whole body came with the headers (the common case): no timer needed
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
             await request.read()
