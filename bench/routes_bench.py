@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import json
 import os
 import secrets
@@ -212,39 +210,9 @@ def _cosigner_web3(keys: str, i: int) -> Req:
     return "POST", "/chainup/cosigner/web3", {**JSON, "X-Callgate-Token": COSIGNER_TOKEN}, body
 
 
-@cache
-def _libcrypto_rsa(keys: str, name: str) -> tuple[ctypes.CDLL, int] | None:
-    """OpenSSL's RSA_private_encrypt for a key: ~50x faster than the pure-Python blocks of
-    `shared.rsablocks` the samples use (type-1 padding is deterministic: same bytes)."""
-    path = ctypes.util.find_library("crypto")
-    if path is None:
-        return None
-    lib = ctypes.CDLL(path)
-    lib.BIO_new_mem_buf.restype = ctypes.c_void_p
-    lib.BIO_new_mem_buf.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    lib.PEM_read_bio_RSAPrivateKey.restype = ctypes.c_void_p
-    lib.PEM_read_bio_RSAPrivateKey.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-    lib.RSA_private_encrypt.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
-    pem = (Path(keys) / f"{name}.pem").read_bytes()
-    key = lib.PEM_read_bio_RSAPrivateKey(lib.BIO_new_mem_buf(pem, len(pem)), None, None, None)
-    return (lib, key) if key else None
-
-
 def _private_encrypt(keys: str, name: str, plaintext: bytes, chunk: int) -> bytes:
-    """Type-1 RSA blocks of `plaintext` in `chunk`-byte pieces, as `rsablocks.private_encrypt`."""
-    fast = _libcrypto_rsa(keys, name)
-    if fast is None:
-        return rsablocks.private_encrypt(_blocks_key(keys, name), plaintext, chunk_size=chunk)
-    lib, key = fast
-    size = _blocks_key(keys, name).public.size
-    out = ctypes.create_string_buffer(size)
-    blocks = []
-    for start_i in range(0, len(plaintext), chunk):
-        piece = plaintext[start_i : start_i + chunk]
-        if lib.RSA_private_encrypt(len(piece), piece, out, key, 1) != size:  # 1: RSA_PKCS1_PADDING
-            raise RuntimeError("RSA_private_encrypt failed")
-        blocks.append(out.raw)
-    return b"".join(blocks)
+    """Type-1 RSA blocks of `plaintext` in `chunk`-byte pieces (libcrypto through `rsablocks`)."""
+    return rsablocks.private_encrypt(_blocks_key(keys, name), plaintext, chunk_size=chunk)
 
 
 def _chainup_form(keys: str, payload: dict[str, object]) -> bytes:
