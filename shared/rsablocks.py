@@ -10,12 +10,11 @@ Everything goes through OpenSSL. Public operations through `cryptography`: openi
 is signature recovery with no digest algorithm (the same raw c^e mod n and strict 00 01 FF..FF 00
 check). `cryptography` cannot *make* a hash-less type-1 block, so the private operations (ChainUp's
 answers; the WaaS side for tests and demos) call the same libcrypto through ctypes
-(`shared.libcrypto`: ~0.6 ms per RSA-2048 block instead of ~16 ms of Python ints). Where no
-libcrypto can be found they fall back to Python ints (CRT with blinding and a re-encryption
+(`shared.libcrypto`: ~0.3 ms of CPU per RSA-2048 block instead of 7-16 ms of Python ints). Where
+no libcrypto can be found they fall back to Python ints (CRT with blinding and a re-encryption
 check), byte for byte the same blocks. A private operation still takes longer than a request
-should hold an event loop (~0.3-0.6 ms for RSA-2048): async callers run it in an executor
-(libcrypto runs without the GIL). Unpadding is strict: a
-block that does not unpad is an `InvalidInput`, never garbage plaintext.
+should hold an event loop: async callers run it in an executor (libcrypto runs without the GIL).
+Unpadding is strict: a block that does not unpad is an `InvalidInput`, never garbage plaintext.
 """
 
 from __future__ import annotations
@@ -196,7 +195,7 @@ def public_encrypt(key: RsaPublic, plaintext: bytes, *, chunk_size: int | None =
 def private_encrypt(key: RsaPrivate, plaintext: bytes, *, chunk_size: int | None = None) -> bytes:
     """Make type-1 blocks with the private key, as a WaaS does for its callbacks and answers.
 
-    ~0.3-0.6 ms of CPU per RSA-2048 block: from an event loop, call it in an executor.
+    ~0.3 ms of CPU per RSA-2048 block (4.5 ms for RSA-4096): from an event loop, call it in an executor.
     """
     chunks = _chunks(key.public, plaintext, chunk_size)
     native = _native(key)
