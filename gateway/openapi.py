@@ -91,10 +91,14 @@ _UU_ANSWER = _obj(
 _UCW_ENVELOPE = _obj(
     ("success",),
     success={"type": "boolean"},
-    result=_obj(tss_request_id=_STR, status={"type": "integer"}, waas_status_snapshot={"type": "object"}),
+    # null in refusals (401, 400): nothing to report on
+    result={
+        **_obj(tss_request_id=_STR, status={"type": "integer"}, waas_status_snapshot={"type": "object"}),
+        "type": ["object", "null"],
+    },
     suggestion=_STR,
     message=_STR,
-    meta={"type": "object"},
+    meta={"type": ["object", "null"]},
 )
 _ORDER = _obj(
     ("provider", "order_ref", "chain", "asset", "destination", "amount"),
@@ -307,12 +311,14 @@ SPECS: dict[str, Spec] = {
         {
             "200": _json("Already active.", {"type": "object"}),
             "201": _json("The shadow version is active (as a new version).", {"type": "object"}),
+            "409": _error("No shadow version to promote."),
         }
     ),
     "admin_policy_rollback": _admin_policy(
         {
             "200": _json("Already active.", {"type": "object"}),
             "201": _json("The previous version is active again (as a new version).", {"type": "object"}),
+            "409": _error("No earlier version to roll back to."),
         }
     ),
     "admin_policy_diff": _admin_policy(
