@@ -165,7 +165,9 @@ def _admin(ok: dict[str, Schema], *, request: Schema | None = None, **errors: st
     """An admin route: JSON answers, the fixed error shape (400 and the given ones), the bearer token."""
     refusals = {"400": _error("A bad parameter or body (named).")}
     refusals |= {status.removeprefix("e"): _error(text) for status, text in errors.items()}
-    return Spec({**ok, **refusals, **_ADMIN_ERRORS}, request=request, security=("adminToken",), tags=("admin",))
+    unavailable = {"503": _error("PostgreSQL or Redis cannot be reached now; retry (the detail says what was done).")}
+    responses = {**ok, **refusals, **_ADMIN_ERRORS, **unavailable}
+    return Spec(responses, request=request, security=("adminToken",), tags=("admin",))
 
 
 def _json_body(schema: Schema, *, required: bool = True) -> Schema:
