@@ -1,16 +1,23 @@
 """Cobo TSS Node callback benchmark: `python -m bench.cobo_tss_bench [sign|route|all]`.
 
 Part 1 (`sign`): the machine's pure RS256 signing rate with our `sign_rs256` (complete answer
-tokens), on one core and on every core, for 2048- and 4096-bit keys: the ceiling of any route
-that signs each answer.
+tokens), with 1 and with 2 signing processes, for 2048- and 4096-bit keys: the ceiling of any
+route that signs each answer.
 
-Part 2 (`route`): `POST /cobo/tss-node/v2/check` through real gateway processes (1, then 2, with
-SO_REUSEPORT) against a private valkey-server with AOF everysec, no worker. The load is wrk in a
-separate process on loopback, replaying pre-signed node tokens of EVM key-sign requests, each
-with its own request_id (so every request is verified, parsed, hash-checked, decided, memoised
-with its audit job in Redis, and answered with a fresh signature). Throughput is reported as a
-ratio to the pure signing rate of as many cores as there are gateway processes. The client
-shares the machine's cores, which the ratio does not forgive.
+Part 2 (`route`): `POST /cobo/tss-node/v2/check` through real gateway processes (1, then 2,
+with SO_REUSEPORT; answers signed on the event loop, in a signer thread, in a signer process:
+see gateway/signer.py) against a private valkey-server with AOF everysec, no worker. The load
+is wrk in a separate process on loopback, replaying pre-signed node tokens of EVM key-sign
+requests, each with its own request_id: every request is verified, parsed, hash-checked,
+decided, memoised with its audit job in Redis, and answered with a fresh signature (the
+`fresh` column checks it: audit jobs queued per answer).
+
+The yardstick, "the machine's pure signing rate", is measured just before each route run, with
+the same parallelism: N processes doing nothing but signing answer tokens back to back (one
+signing thread each) against N gateway processes (each signs on one thread: its loop, its
+signer thread or its signer process). Nothing else runs meanwhile, so the yardstick has the
+whole machine while the route shares it with its client (wrk) and Redis: their CPU per request
+is printed beside the gateway's (and its event loop's), and the route's ratio forgives neither.
 
 Results are printed and written to bench/results/cobo_tss_sign.json and cobo_tss_route.json.
 """
@@ -23,12 +30,14 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +47,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
-from bench.harness import LoadResult, free_port, run_wrk, start, stop
+from bench.harness import LoadResult, cpu_seconds, free_port, run_wrk, start, stop
 from callgate.embedded import EmbeddedRedis
 from shared.db import create_pool, migrate
 from shared.keys import RedisKeys
@@ -51,8 +60,8 @@ from shared.providers.cobo_tss import CoboTssResponse, ResponseStatus, response_
 RESULTS = Path(__file__).parent / "results"
 BITS = (2048, 4096)
 PROCESSES = (1, 2)
-# (gateway processes, answers signed in the thread pool)
-VARIANTS = ((1, False), (1, True), (2, False))
+# (gateway processes, where answers are signed: CALLGATE_COBO_TSS_SIGNER)
+VARIANTS = ((1, "loop"), (1, "thread"), (1, "process"), (2, "loop"), (2, "thread"), (2, "process"))
 CHECK = "/cobo/tss-node/v2/check"
 POSTGRES_ADMIN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Approves the sample key-sign requests: every request runs the whole rule set, not the
@@ -182,7 +191,9 @@ async def _drop_database(name: str) -> None:
     await admin.close()
 
 
-def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connections: int) -> list[dict[str, Any]]:
+def run_route(
+    keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connections: int, sign_seconds: float
+) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="callgate-cobo-bench-"))
     redis = EmbeddedRedis(data / "redis").start()
     database = f"callgate_bench_{os.getpid()}"
@@ -193,69 +204,97 @@ def run_route(keys: dict[int, bytes], sign: dict[str, Any], seconds: int, connec
             node = rsa.generate_private_key(public_exponent=65537, key_size=bits)
             (data / f"node-{bits}.pub").write_bytes(_pem_public(node))
             (data / f"ours-{bits}.pem").write_bytes(pem)
-            # Enough distinct requests for the fastest run (2 processes) plus its warm-up.
-            count = int(sign[str(bits)][f"{max(PROCESSES)}_proc_per_second"] * (seconds + 3) * 1.2)
+            # Enough distinct requests for the fastest run (2 processes): each run starts over
+            # at the first token with the memos of the warm-up forgotten.
+            count = int(sign[str(bits)][f"{max(PROCESSES)}_proc_per_second"] * seconds * 1.3)
             tokens = presign(_pem_private(node), f"b{bits}", count)
             (data / f"tokens-{bits}.txt").write_text("\n".join(tokens) + "\n")
-            for processes, threaded in VARIANTS:
-                run = _route_run(bits, processes, threaded, data, redis, database_url, seconds, connections)
-                rows.append(_row(*run, bits, processes, threaded, sign[str(bits)], len(tokens)))
+            for processes, signer in VARIANTS:
+                run = RouteRun(bits, processes, signer, data, redis, database_url)
+                pure = machine_rate(pem, processes, sign_seconds)  # the yardstick, just before
+                result, cpu = run.measure(seconds, connections)
+                rows.append(_row(result, cpu, run, pure, len(tokens)))
     finally:
         redis.stop()
         asyncio.run(_drop_database(database))
     return rows
 
 
-def _route_run(
-    bits: int,
-    processes: int,
-    threaded: bool,
-    data: Path,
-    redis: EmbeddedRedis,
-    database_url: str,
-    seconds: int,
-    connections: int,
-) -> tuple[LoadResult, float]:
-    _forget_decisions(redis.url)  # every token is a first request again
-    port = free_port()
-    env = {
-        "REDIS_URL": redis.url,
-        "DATABASE_URL": database_url,
-        "CALLGATE_PORT": str(port),
-        "CALLGATE_SPOOL_DIR": str(data / "spool"),
-        "CALLGATE_LOG_LEVEL": "WARNING",
-        "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE": str(data / f"node-{bits}.pub"),
-        "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE": str(data / f"ours-{bits}.pem"),
-        "CALLGATE_COBO_TSS_SIGN_IN_THREAD": "true" if threaded else "false",
-    }
-    cmd = [sys.executable, "-m", "callgate.cli", "gateway", "--processes", "1", "--reuse-port"]
-    # One process per gateway, each our own child (SO_REUSEPORT shares the port), so that the
-    # CPU each one spends is readable and every one of them is stopped.
-    gateways = [start(cmd, port, env)]
-    gateways += [
-        subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL) for _ in range(processes - 1)
-    ]
-    url = f"http://127.0.0.1:{port}{CHECK}"
-    lua = LUA % (data / f"tokens-{bits}.txt")
-    try:
-        _probe(url, bits, processes, data)
-        # A warm-up too short to report latencies (an overloaded machine) still warmed up.
-        with contextlib.suppress(KeyError, AttributeError):
-            run_wrk("warmup", url, lua, seconds=2, connections=connections)
-        name = f"check RSA-{bits} {processes} proc" + (" thread" if threaded else "")
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds over one measured run: the gateways (with their signer processes), their event
+    loops alone, the client (wrk) and Redis."""
+
+    gateways: float
+    loops: float
+    client: float
+    redis: float
+    fresh: int  # answers recorded as first decisions (audit jobs queued)
+
+
+@dataclass(frozen=True)
+class RouteRun:
+    bits: int
+    processes: int
+    signer: str
+    data: Path
+    redis: EmbeddedRedis
+    database_url: str
+
+    @property
+    def name(self) -> str:
+        return f"check RSA-{self.bits} {self.processes} proc {self.signer}"
+
+    def measure(self, seconds: int, connections: int) -> tuple[LoadResult, CpuUse]:
+        port = free_port()
+        env = {
+            "REDIS_URL": self.redis.url,
+            "DATABASE_URL": self.database_url,
+            "CALLGATE_PORT": str(port),
+            "CALLGATE_SPOOL_DIR": str(self.data / "spool"),
+            "CALLGATE_LOG_LEVEL": "WARNING",
+            "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE": str(self.data / f"node-{self.bits}.pub"),
+            "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE": str(self.data / f"ours-{self.bits}.pem"),
+            "CALLGATE_COBO_TSS_SIGNER": self.signer,
+        }
+        cmd = [sys.executable, "-m", "callgate.cli", "gateway", "--processes", "1", "--reuse-port"]
+        # One process per gateway, each our own child (SO_REUSEPORT shares the port), so that the
+        # CPU each one spends is readable and every one of them is stopped.
+        gateways = [start(cmd, port, env)]
+        gateways += [
+            subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+            for _ in range(self.processes - 1)
+        ]
+        url = f"http://127.0.0.1:{port}{CHECK}"
+        lua = LUA % (self.data / f"tokens-{self.bits}.txt")
+        try:
+            _forget_decisions(self.redis.url)
+            _probe(url, self.bits, self.processes, self.data)
+            # A warm-up too short to report latencies (an overloaded machine) still warmed up.
+            with contextlib.suppress(KeyError, AttributeError):
+                run_wrk("warmup", url, lua, seconds=2, connections=connections)
+            return self._run(url, lua, gateways, seconds, connections)
+        finally:
+            for gateway in gateways:
+                stop(gateway)
+
+    def _run(
+        self, url: str, lua: str, gateways: list[subprocess.Popen[bytes]], seconds: int, connections: int
+    ) -> tuple[LoadResult, CpuUse]:
         for attempt in range(3):  # wrk omits percentiles when an overloaded run completes too little
-            cpu = _cpu_seconds(gateways)
+            _wait_idle(gateways)  # answers to the warm-up's last requests are not billed to the run
+            _forget_decisions(self.redis.url)  # every token is a first request again
+            before = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _pid_cpu(self.redis))
             try:
-                result = run_wrk(name, url, lua, seconds=seconds, connections=connections)
+                result = run_wrk(self.name, url, lua, seconds=seconds, connections=connections, timeout_s=30)
             except (KeyError, AttributeError):
                 if attempt == 2:
                     raise
                 continue
-            return result, _cpu_seconds(gateways) - cpu
+            after = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _pid_cpu(self.redis))
+            gateways_s, loops_s, client_s, redis_s = (b - a for a, b in zip(before, after, strict=True))
+            return result, CpuUse(gateways_s, loops_s, client_s, redis_s, fresh=asyncio.run(_queued(self.redis.url)))
         raise AssertionError("unreachable")
-    finally:
-        for gateway in gateways:
-            stop(gateway)
 
 
 def _probe(url: str, bits: int, processes: int, data: Path) -> None:
@@ -267,12 +306,47 @@ def _probe(url: str, bits: int, processes: int, data: Path) -> None:
 
 
 def _cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc)."""
+    """User + system CPU the gateway processes and their signer processes have used so far."""
+    return sum(cpu_seconds(proc.pid) for proc in processes)
+
+
+def _loop_cpu(processes: list[subprocess.Popen[bytes]]) -> float:
+    """CPU of the gateways' main threads (their event loops) so far."""
     total = 0
     for proc in processes:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(f"/proc/{proc.pid}/task/{proc.pid}/stat").read_text().rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    """CPU of our finished children: wrk, once `run_wrk` has reaped it."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pid_cpu(redis: EmbeddedRedis) -> float:
+    assert redis.proc is not None
+    fields = Path(f"/proc/{redis.proc.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_idle(gateways: list[subprocess.Popen[bytes]], *, quiet_s: float = 0.3, limit_s: float = 30) -> None:
+    """Wait until the gateways spend (almost) no CPU for `quiet_s`."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        cpu = _cpu_seconds(gateways)
+        time.sleep(quiet_s)
+        if _cpu_seconds(gateways) - cpu < 0.05 * quiet_s * len(gateways):
+            return
+
+
+async def _queued(redis_url: str) -> int:
+    client = Redis.from_url(redis_url)
+    try:
+        return int(await client.zcard("arq:queue"))
+    finally:
+        await client.aclose()
 
 
 def _forget_decisions(redis_url: str) -> None:
@@ -286,24 +360,29 @@ def _forget_decisions(redis_url: str) -> None:
     client.close()
 
 
-def _row(
-    result: LoadResult, cpu: float, bits: int, processes: int, threaded: bool, sign: dict[str, float], tokens: int
-) -> dict[str, Any]:
-    machine = sign[f"{processes}_proc_per_second"]
+def _row(result: LoadResult, cpu: CpuUse, run: RouteRun, pure: tuple[float, float], tokens: int) -> dict[str, Any]:
+    machine, sign_cpu_ms = pure
     ratio = result.requests_per_s / machine
-    cpu_ms = 1000 * cpu / max(result.requests, 1)
-    # Signing's share of the route's CPU: the throughput ratio a machine with cores to spare
-    # for the client would show; unlike the wall-clock ratio it does not move with other load.
-    cpu_ratio = sign["cpu_ms"] / cpu_ms
+    n = max(result.requests, 1)
+    gateway_us, loop_us, client_us, redis_us = (1e6 * c / n for c in (cpu.gateways, cpu.loops, cpu.client, cpu.redis))
+    # Signing's share of all the CPU a request costs (gateway, client, Redis): the ratio the
+    # route would reach if CPU were all that limits it; unlike requests/s it does not move with
+    # other load on the machine.
+    cpu_ratio = 1000 * sign_cpu_ms / (gateway_us + client_us + redis_us)
     print(
-        f"{result.name:<31} {result.requests_per_s:8.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f}"
-        f"  pure signing {machine:8.1f}/s  ratio {ratio:5.1%}  CPU {cpu_ms:.3f} ms/request (signing {cpu_ratio:5.1%})"
+        f"{result.name:<31} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f}"
+        f"  pure signing x{run.processes} {machine:6.0f}/s  ratio {ratio:4.0%}  CPU us/request: gateway"
+        f" {gateway_us:5.0f} (loop {loop_us:4.0f}, pure signature {1000 * sign_cpu_ms:4.0f}) client {client_us:3.0f}"
+        f" redis {redis_us:3.0f}"
+        f"  signing share {cpu_ratio:4.0%}  fresh {min(cpu.fresh / n, 1):4.0%}"
     )
-    return {**result.__dict__, "bits": bits, "processes": processes, "sign_in_thread": threaded,
-            "pure_signing_per_second": machine,
-            "ratio_to_pure_signing": round(ratio, 3), "cpu_ms_per_request": round(cpu_ms, 4),
-            "cpu_ms_per_signature": round(sign["cpu_ms"], 4), "signing_share_of_cpu": round(cpu_ratio, 3),
-            "distinct_tokens": tokens}  # fmt: skip
+    return {**result.__dict__, "bits": run.bits, "processes": run.processes, "signer": run.signer,
+            "pure_signing_per_second": round(machine, 1),
+            "ratio_to_pure_signing": round(ratio, 3), "cpu_us_per_request": round(gateway_us, 1),
+            "loop_cpu_us_per_request": round(loop_us, 1),
+            "client_cpu_us_per_request": round(client_us, 1), "redis_cpu_us_per_request": round(redis_us, 1),
+            "cpu_us_per_signature": round(1000 * sign_cpu_ms, 1), "signing_share_of_cpu": round(cpu_ratio, 3),
+            "fresh": round(min(cpu.fresh / n, 1), 3), "distinct_tokens": tokens}  # fmt: skip
 
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
@@ -332,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
     sign = run_sign(keys, args.sign_seconds)
     write_results("sign", {"sign": sign})
     if args.part in ("route", "all"):
-        rows = run_route(keys, sign, args.seconds, args.connections)
+        rows = run_route(keys, sign, args.seconds, args.connections, args.sign_seconds)
         write_results("route", {"sign": sign, "route": rows, "goal": "ratio_to_pure_signing >= 0.85"})
 
 

@@ -14,6 +14,7 @@ from gateway.live import live_state
 from gateway.middleware import observe
 from gateway.process_metrics import side_port
 from gateway.routes import setup_routes
+from gateway.signer import answer_signer
 from shared.config import Settings
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(_ingestor)
     # >>> feature contexts (after _ingestor)
     app.cleanup_ctx.append(decision_memo)  # batched decide-once memo of the synchronous routes
+    app.cleanup_ctx.append(answer_signer)  # Cobo TSS answers signed beside the event loop
     app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
     app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
     app.cleanup_ctx.append(service_health)  # callgate_postgres_up/redis_up probes (not readiness conditions)

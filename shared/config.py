@@ -189,6 +189,9 @@ def _wyre(env: Env) -> WyreSettings | None:
 # >>> cobo_tss settings (owned by the Cobo TSS provider)
 
 
+SIGNERS = ("process", "thread", "loop")
+
+
 @dataclass(frozen=True, slots=True)
 class CoboTssSettings:
     """Cobo TSS Node callback server v2: both keys are required to enable it."""
@@ -201,7 +204,15 @@ class CoboTssSettings:
     issuer: str = "callgate"
     response_ttl_minutes: float = 2.0
     token_leeway_seconds: float = 30.0
-    sign_in_thread: bool = False  # sign answers in the default thread pool (cryptography frees the GIL)
+    # Where answers are signed: "process" (a signer process beside each gateway process),
+    # "thread" or "loop" (on the event loop); see gateway/signer.py.
+    signer: str = "process"
+    sign_in_thread: bool = False  # the older switch: True means signer "thread"
+
+    @property
+    def signing(self) -> str:
+        """Where answers are signed, the older switch taken into account."""
+        return "thread" if self.sign_in_thread else self.signer
 
 
 def _cobo_tss(env: Env) -> CoboTssSettings | None:
@@ -225,8 +236,17 @@ def _cobo_tss(env: Env) -> CoboTssSettings | None:
         issuer=_str(env, "CALLGATE_COBO_TSS_ISSUER", "callgate"),
         response_ttl_minutes=_float(env, "CALLGATE_COBO_TSS_RESPONSE_TTL_MINUTES", 2.0, minimum=0.5),
         token_leeway_seconds=_float(env, "CALLGATE_COBO_TSS_TOKEN_LEEWAY_SECONDS", 30.0),
+        signer=_signer(env),
+        # Predates CALLGATE_COBO_TSS_SIGNER and still means what it did.
         sign_in_thread=_bool(env, "CALLGATE_COBO_TSS_SIGN_IN_THREAD", False),
     )
+
+
+def _signer(env: Env) -> str:
+    signer = _str(env, "CALLGATE_COBO_TSS_SIGNER", "process")
+    if signer not in SIGNERS:
+        raise ConfigError("CALLGATE_COBO_TSS_SIGNER", f"{signer!r} is not one of {', '.join(SIGNERS)}")
+    return signer
 
 
 # <<< cobo_tss settings

@@ -10,15 +10,12 @@ fingerprint in one Redis round trip that also enqueues its audit job (`gateway.d
 gets that decision back even if the policy changed since; a request that reuses the id with
 other content is refused as a replay.
 
-Signing stays on the event loop by default. `cryptography` releases the GIL while it signs, so
-`sign_in_thread` lets the loop parse the next requests meanwhile, but that only pays when a
-core would otherwise idle: with one gateway process per core there is none. Measured A/B with
-one process on this (2-core, shared) machine: RSA-4096 +5 to +40 %, RSA-2048 within the noise.
+The answer's RS256 signature, the costliest step by far, is made beside the event loop
+(`gateway/signer.py`: a signer process by default) while the loop serves the next requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -35,6 +32,7 @@ from gateway.decisions import DECISIONS
 from gateway.handlers.common import count, envelope, hand_off
 from gateway.keys import INGESTOR, METRICS, POLICY, REDIS_KEYS, SETTINGS
 from gateway.middleware import error_response
+from gateway.signer import SIGNER
 from shared.config import CoboTssSettings
 from shared.errors import InvalidInput, QueueUnavailable
 from shared.jobs import EventEnvelope, key_hash
@@ -76,20 +74,20 @@ async def check(request: web.Request) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         count(request, PROVIDER, "too_large")
-        return await _answer(config, ResponseStatus.INVALID_REQUEST, "", "request body too large")
+        return await _answer(request, ResponseStatus.INVALID_REQUEST, "", "request body too large")
     try:
         parsed = _read(request, body, config.node_public_key, parse_request)
     except TokenRejected as e:
-        return await _answer(config, ResponseStatus.INVALID_TOKEN, "", str(e))
+        return await _answer(request, ResponseStatus.INVALID_TOKEN, "", str(e))
     except InvalidInput as e:
-        return await _answer(config, ResponseStatus.INVALID_REQUEST, "", str(e))
+        return await _answer(request, ResponseStatus.INVALID_REQUEST, "", str(e))
     if parsed.request_type == RequestType.PING:
         _count_decision(request, "ping", Action.APPROVE, "ping")
-        return await _answer(config, ResponseStatus.OK, parsed.request_id, "", Action.APPROVE)
-    return await _decide(request, config, parsed, body)
+        return await _answer(request, ResponseStatus.OK, parsed.request_id, "", Action.APPROVE)
+    return await _decide(request, parsed, body)
 
 
-async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTssRequest, body: bytes) -> web.Response:
+async def _decide(request: web.Request, parsed: CoboTssRequest, body: bytes) -> web.Response:
     assessment = assess(parsed)
     decision, seconds = _evaluate(request, assessment)
     # After the answer; the request is in the payload already; a codec rejection is not the policy's.
@@ -114,17 +112,16 @@ async def _decide(request: web.Request, config: CoboTssSettings, parsed: CoboTss
     except (RedisError, OSError) as e:
         logger.warning("cobo_tss %s: decision memo unavailable (%s)", parsed.request_id, type(e).__name__)
         count(request, PROVIDER, "unavailable")
-        return await _answer(config, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "decision store unavailable")
+        return await _answer(request, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "decision store unavailable")
     if previous is None:
         count(request, PROVIDER, "accepted")
         _count_decision(request, parsed.type_label, decision.action, _first_code(decision))
-        return await _answer(config, ResponseStatus.OK, parsed.request_id, _error(decision), decision.action)
-    return await _repeat(request, config, parsed, event, content, previous)
+        return await _answer(request, ResponseStatus.OK, parsed.request_id, _error(decision), decision.action)
+    return await _repeat(request, parsed, event, content, previous)
 
 
 async def _repeat(
     request: web.Request,
-    config: CoboTssSettings,
     parsed: CoboTssRequest,
     event: EventEnvelope,
     content: str,
@@ -137,18 +134,18 @@ async def _repeat(
         earlier = None
     if not isinstance(earlier, dict):  # not a memo we wrote: refuse, but with a signed answer
         logger.error("cobo_tss %s: unreadable decision memo", parsed.request_id)
-        return await _answer(config, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "unreadable decision memo")
+        return await _answer(request, ResponseStatus.INTERNAL_ERROR, parsed.request_id, "unreadable decision memo")
     if earlier.get("fp") == content:
         count(request, PROVIDER, "duplicate")
         action = Action.APPROVE if earlier.get("action") == Action.APPROVE.value else Action.REJECT
-        return await _answer(config, ResponseStatus.OK, parsed.request_id, str(earlier.get("error", "")), action)
+        return await _answer(request, ResponseStatus.OK, parsed.request_id, str(earlier.get("error", "")), action)
     logger.warning("cobo_tss %s: request_id reused with different content: refused as a replay", parsed.request_id)
     count(request, PROVIDER, "replay")
     request.app[METRICS].decision_replays.labels(PROVIDER).inc()
     _count_decision(request, parsed.type_label, Action.REJECT, _REPLAY.code)
     await _audit_replay(request, parsed, event, content)
     error = f"{_REPLAY.code}: {_REPLAY.detail}"
-    return await _answer(config, ResponseStatus.OK, parsed.request_id, error, Action.REJECT)
+    return await _answer(request, ResponseStatus.OK, parsed.request_id, error, Action.REJECT)
 
 
 async def _audit_replay(request: web.Request, parsed: CoboTssRequest, event: EventEnvelope, content: str) -> None:
@@ -212,17 +209,14 @@ def _options(config: CoboTssSettings) -> VerifyOptions:
 
 
 async def _answer(
-    config: CoboTssSettings, status: ResponseStatus, request_id: str, error: str, action: Action = Action.REJECT
+    request: web.Request, status: ResponseStatus, request_id: str, error: str, action: Action = Action.REJECT
 ) -> web.Response:
     """The signed answer token as a bare text/plain body (what the Python/Java templates send)."""
+    config = _config(request)
     response = CoboTssResponse(request_id, status, action, error)
     claims = response_claims(response, issuer=config.issuer, ttl_minutes=config.response_ttl_minutes, now=time.time())
-    if config.sign_in_thread:
-        # cryptography releases the GIL while it signs, so the loop can parse the next requests
-        # meanwhile; it pays only when a core is idle (see the module docstring).
-        token = await asyncio.get_running_loop().run_in_executor(None, sign_rs256, claims, config.private_key)
-    else:
-        token = sign_rs256(claims, config.private_key)
+    signer = request.app.get(SIGNER)  # absent when answers are signed on the loop (gateway/signer.py)
+    token = sign_rs256(claims, config.private_key) if signer is None else await signer.sign(claims)
     return web.Response(text=token, content_type="text/plain")
 
 

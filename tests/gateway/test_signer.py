@@ -1,0 +1,101 @@
+"""Cobo TSS answers signed beside the event loop (`gateway.signer`): the same tokens, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from gateway.signer import ProcessSigner, Signer, ThreadSigner
+from shared.config import CoboTssSettings, Settings
+from shared.errors import ConfigError
+from shared.providers.cobo_jwt import sign_rs256, verify_rs256
+
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EXP = int(time.time()) + 3600
+
+
+def claims(i: int) -> dict[str, Any]:
+    return {"package_data": f"answer-{i}", "exp": EXP, "iss": "callgate"}
+
+
+async def make(kind: str) -> Signer:
+    loop = asyncio.get_running_loop()
+    return ProcessSigner(KEY, loop) if kind == "process" else ThreadSigner(KEY, loop)
+
+
+@pytest.mark.parametrize("kind", ["process", "thread"])
+async def test_concurrent_answers_are_the_tokens_the_loop_would_sign(kind: str) -> None:
+    signer = await make(kind)
+    try:
+        # More than MAX_OUTSTANDING at once: the rest wait their turn, in order.
+        tokens = await asyncio.gather(*(signer.sign(claims(i)) for i in range(150)))
+    finally:
+        await signer.stop()
+    # PKCS#1 v1.5 is deterministic: the same claims and key give the same token wherever signed.
+    assert tokens == [sign_rs256(claims(i), KEY) for i in range(150)]
+    assert verify_rs256(tokens[7], KEY.public_key())["package_data"] == "answer-7"
+
+
+async def test_a_dead_signer_process_is_replaced_by_signing_on_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    signer = ProcessSigner(KEY, asyncio.get_running_loop())
+    try:
+        assert await signer.sign(claims(1)) == sign_rs256(claims(1), KEY)
+        os.kill(signer.pid, signal.SIGKILL)
+        with caplog.at_level(logging.ERROR, logger="gateway.signer"):
+            tokens = await asyncio.gather(*(signer.sign(claims(i)) for i in range(20)))
+            for _ in range(50):  # the exit is noticed when the pipe reports it
+                if "signer process failed" in caplog.text:
+                    break
+                await asyncio.sleep(0.02)
+        assert tokens == [sign_rs256(claims(i), KEY) for i in range(20)]
+        assert "signer process failed" in caplog.text
+        assert await signer.sign(claims(99)) == sign_rs256(claims(99), KEY)
+    finally:
+        await signer.stop()
+
+
+async def test_stop_ends_the_signer_process() -> None:
+    signer = ProcessSigner(KEY, asyncio.get_running_loop())
+    pending = asyncio.ensure_future(signer.sign(claims(5)))
+    await asyncio.sleep(0)
+    await signer.stop()
+    assert await pending == sign_rs256(claims(5), KEY)
+    with pytest.raises(ProcessLookupError):
+        os.kill(signer.pid, 0)
+
+
+def test_signer_setting(tmp_path: Path) -> None:
+    config = CoboTssSettings(node_public_key=KEY.public_key(), private_key=KEY)
+    assert config.signing == "process"
+    assert dataclasses.replace(config, sign_in_thread=True).signing == "thread"
+    assert dataclasses.replace(config, signer="loop").signing == "loop"
+    pem = tmp_path / "k.pem"
+    pem.write_bytes(
+        KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(
+        KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    env = {
+        "CALLGATE_COBO_TSS_NODE_PUBLIC_KEY_FILE": str(pub),
+        "CALLGATE_COBO_TSS_PRIVATE_KEY_FILE": str(pem),
+    }
+    parsed = Settings.from_env(env).providers.cobo_tss
+    assert parsed is not None and parsed.signing == "process"
+    parsed = Settings.from_env(env | {"CALLGATE_COBO_TSS_SIGN_IN_THREAD": "true"}).providers.cobo_tss
+    assert parsed is not None and parsed.signing == "thread"
+    parsed = Settings.from_env(env | {"CALLGATE_COBO_TSS_SIGNER": "loop"}).providers.cobo_tss
+    assert parsed is not None and parsed.signing == "loop"
+    with pytest.raises(ConfigError, match="CALLGATE_COBO_TSS_SIGNER"):
+        Settings.from_env(env | {"CALLGATE_COBO_TSS_SIGNER": "gpu"})
