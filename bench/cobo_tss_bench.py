@@ -406,8 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sign-seconds", type=float, default=3.0)
     parser.add_argument("--seconds", type=int, default=10, help="wrk run length per route measurement")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--bits", type=int, nargs="+", choices=BITS, default=BITS, help="key sizes to measure")
     args = parser.parse_args(argv)
-    keys = {bits: _pem_private(rsa.generate_private_key(public_exponent=65537, key_size=bits)) for bits in BITS}
+    keys = {bits: _pem_private(rsa.generate_private_key(public_exponent=65537, key_size=bits)) for bits in args.bits}
     sign = run_sign(keys, args.sign_seconds)
     write_results("sign", {"sign": sign})
     if args.part in ("route", "all"):

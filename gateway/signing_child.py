@@ -9,6 +9,7 @@ frame when signing failed. It exits when stdin closes (its gateway stopped or di
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 
@@ -72,4 +73,7 @@ def _write(sink: int, data: bytes) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C in a terminal reaches the whole process group: the gateway decides when this ends
+    # (it closes stdin), so that the answers already given to it are still signed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.fileno(), sys.stdout.fileno())
