@@ -98,7 +98,7 @@ class ProcessSigner:
     async def stop(self) -> None:
         """Let the process finish what it was given, then end it."""
         if self._waiting and self._alive:
-            await asyncio.wait([asyncio.ensure_future(asyncio.shield(f)) for f in self._waiting], timeout=5)
+            await asyncio.wait(list(self._waiting), timeout=5)  # waiting does not cancel them
         self._close(None)
         await self._loop.run_in_executor(None, self._reap)
 

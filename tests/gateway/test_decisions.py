@@ -1,24 +1,34 @@
-"""The batched decision memo (`gateway.decisions`) against a private valkey-server.
-
-Private, so that `INFO commandstats` counts only our script calls and the server can be killed.
+"""The batched decision memo (`gateway.decisions`): against a private valkey-server (so that
+`INFO commandstats` counts only our script calls and the server can be killed), and through the
+Cobo TSS check route.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from callgate.embedded import EmbeddedRedis
+from gateway.app import create_app
 from gateway.decisions import DecisionMemo
+from gateway.keys import METRICS, POLICY
+from shared.config import CoboTssSettings, Settings
 from shared.metrics import Metrics
+from shared.policy.document import parse_document
+from shared.policy.snapshot import PolicySnapshot, compile_snapshot
+from shared.providers import cobo_tss_samples as samples
 from shared.queue import ARQ_JOB_PREFIX, QueueItem
 from shared.redis import create_redis
-from tests.conftest import sample_value
+from tests.conftest import AiohttpClient, sample_value, with_providers
 
 QUEUE = "arq:queue"
 MEMO_TTL_S = 48 * 3600
@@ -143,3 +153,45 @@ async def test_stop_sends_what_is_pending(client: Redis) -> None:
     await memo.stop()
     assert pending.done() and pending.result() is None
     assert await client.get("memo:s") == b"v"
+
+
+# -- through a route: the Cobo TSS check, whose answers are signed, memoised and audited ------
+
+
+@dataclasses.dataclass
+class _Fixed:
+    current: PolicySnapshot | None
+
+
+async def test_concurrent_requests_with_one_id_and_two_contents_get_one_decision(
+    aiohttp_client: AiohttpClient, redis: Redis, settings: Settings
+) -> None:
+    node, ours = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    config = CoboTssSettings(node_public_key=node.public_key(), private_key=ours, signer="loop")
+    app = create_app(with_providers(settings, cobo_tss=config))
+    document = parse_document({"rules": [], "defaults": {"cobo_tss": "APPROVE"}})
+    app[POLICY] = _Fixed(compile_snapshot(document, version=1, published_at=time.time(), sha256="t"))
+    client = await aiohttp_client(app)
+    elsewhere = "0x" + "77" * 20
+    contents = {
+        "original": samples.keysign("same-id"),
+        "other": samples.keysign("same-id", raw_tx=samples.evm_transfer_tx(to=elsewhere), destination=elsewhere),
+    }
+
+    async def check(name: str) -> tuple[str, dict[str, Any]]:
+        token = samples.request_token(contents[name], node)
+        response = await client.post("/cobo/tss-node/v2/check", data={"TSS_JWT_MSG": token})
+        return name, samples.read_response(await response.text(), ours.public_key())
+
+    answers = await asyncio.gather(*(check(name) for name in ("original", "other", "original", "other", "original")))
+    # Whichever content came first is decided (APPROVE) and keeps its answer; the other is a replay.
+    [winner] = {name for name, answer in answers if answer["action"] == "APPROVE"}
+    for name, answer in answers:
+        assert answer["status"] == 0
+        assert answer["action"] == "APPROVE" if name == winner else answer["error"].startswith("request_id_replayed")
+    replays = sum(name != winner for name, _ in answers)
+    metrics = client.app[METRICS]
+    assert sample_value(metrics, "callgate_callbacks_total", {"provider": "cobo_tss", "outcome": "accepted"}) == 1
+    assert sample_value(metrics, "callgate_decision_replays_total", {"provider": "cobo_tss"}) == replays
+    # the decision's audit job, plus one evidence job per distinct replayed content
+    assert await redis.zcard(settings.queue_name) == 2
