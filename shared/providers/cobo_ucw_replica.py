@@ -6,6 +6,8 @@ report itself could be spooled. The replica loads the registry at start, reloads
 is announced, and compares the registry's version every `poll_interval_s` (and reloads it whole
 every `full_reload_s`), so a change reaches every gateway within about a second even when an
 announcement is lost. A wallet it does not know is still asked of Redis (`find`): see there why.
+A wallet re-pointed to another vault (rare, an operator's act) may be stamped with its old vault
+by a gateway for up to that second.
 """
 
 from __future__ import annotations
