@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -71,18 +71,6 @@ for i = 2, #KEYS, 2 do
   end
 end
 return out
-"""
-
-
-# KEYS: memo key, queue, job key. ARGV: memo value, memo ttl ms, job ttl ms, score, job id, job.
-# Returns nil when this answer was recorded (and its audit job enqueued), else the earlier memo.
-_DECIDE_ONCE_LUA = """
-local prev = redis.call('GET', KEYS[1])
-if prev then return prev end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PSETEX', KEYS[3], ARGV[3], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return false
 """
 
 
@@ -158,10 +146,53 @@ async def enqueue_jobs(
     return [bool(flag) for flag in result]
 
 
-@dataclass(slots=True)
-class _Pending:
-    jobs: list[NewJob] = field(default_factory=list)
-    future: asyncio.Future[list[bool]] | None = None
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Coalescer(Generic[T, R]):
+    """Calls made in one event-loop iteration are handed to `flush` together, as one list.
+
+    Many jobs that resume together (a group commit landing, a claimed batch) each make "their"
+    Redis call; this makes it one round trip for all of them. Each caller gets its own results,
+    or the batch's exception.
+    """
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+        self._flush_items = flush
+        self._items: list[T] = []
+        self._future: asyncio.Future[list[R]] | None = None
+
+    async def __call__(self, items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._start)
+        future, start = self._future, len(self._items)
+        self._items.extend(items)
+        # Shielded: a caller cancelled while waiting does not cancel the others' round trip.
+        results = await asyncio.shield(future)
+        return results[start : start + len(items)]
+
+    def _start(self) -> None:
+        items, future = self._items, self._future
+        self._items, self._future = [], None
+        assert future is not None
+        task = asyncio.get_running_loop().create_task(self._run(items, future))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # the future carries errors
+
+    async def _run(self, items: list[T], future: asyncio.Future[list[R]]) -> None:
+        try:
+            results = await self._flush_items(items)
+        except BaseException as e:  # every waiter sees the failure (a RedisError, a cancellation)
+            if not future.done():
+                future.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        if not future.done():
+            future.set_result(results)
 
 
 class JobQueue:
@@ -175,8 +206,7 @@ class JobQueue:
         self._job_ttl_ms = dedup_ttl_s * 1000
         self._memo_ttl_ms = memo_ttl_s * 1000
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
-        self._decide = redis.register_script(_DECIDE_ONCE_LUA)
-        self._pending: _Pending | None = None
+        self._coalesced: Coalescer[NewJob, bool] = Coalescer(self._write_jobs)
 
     @property
     def queue_name(self) -> str:
@@ -204,47 +234,11 @@ class JobQueue:
         Calls made in the same event-loop iteration are sent as one script call: many jobs finishing
         together (a claimed batch) enqueue their follow-ups in one round trip, not one each.
         """
-        if not jobs:
-            return []
-        pending = self._pending
-        if pending is None:
-            pending = self._pending = _Pending(future=asyncio.get_running_loop().create_future())
-            asyncio.get_running_loop().call_soon(self._flush_soon, pending)
-        start = len(pending.jobs)
-        pending.jobs.extend(jobs)
-        assert pending.future is not None
-        flags = await asyncio.shield(pending.future)
-        return flags[start : start + len(jobs)]
+        return await self._coalesced(jobs)
 
-    def _flush_soon(self, pending: _Pending) -> None:
-        self._pending = None
-        task = asyncio.get_running_loop().create_task(self._flush(pending))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # the future carries errors
-
-    async def _flush(self, pending: _Pending) -> None:
-        assert pending.future is not None
-        try:
-            flags = await self._write_jobs(pending.jobs)
-        except BaseException as e:  # every waiter sees the failure (a RedisError, a cancellation)
-            if not pending.future.done():
-                pending.future.set_exception(e)
-            if not isinstance(e, Exception):
-                raise
-            return
-        if not pending.future.done():
-            pending.future.set_result(flags)
-
-    async def _write_jobs(self, jobs: Sequence[NewJob]) -> list[bool]:
+    async def _write_jobs(self, jobs: list[NewJob]) -> list[bool]:
         # Jobs outlive any outage the dedup markers do (arq keeps a job only a day past its due time).
         return await enqueue_jobs(self._redis, self._queue, jobs, job_ttl_s=self._job_ttl_ms // 1000)
-
-    async def decide_once(self, memo_key: str, memo_value: bytes, audit: QueueItem) -> bytes | None:
-        """Record a synchronous answer unless one exists; None if ours won, else the earlier one."""
-        now_ms = int(time.time() * 1000)
-        keys = [memo_key, self._queue, ARQ_JOB_PREFIX + audit.job_id]
-        args: list[Any] = [memo_value, self._memo_ttl_ms, self._job_ttl_ms, now_ms, audit.job_id, audit.job]
-        previous = await self._decide(keys=keys, args=args)
-        return bytes(previous) if previous is not None else None
 
     async def depth(self) -> int:
         return int(await self._redis.zcard(self._queue))

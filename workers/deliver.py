@@ -8,6 +8,7 @@ own retry keeps the first job's 1-day expiry, and the schedule runs for about 33
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -20,13 +21,15 @@ import asyncpg
 from arq import Retry
 from redis.exceptions import RedisError
 
-from shared.jobs import DELIVER_NOTIFICATION, EventEnvelope
+from shared.jobs import DELIVER_NOTIFICATION
 from shared.jobs import delivery_job_id as job_id
 from shared.notify import outbox, signing, subscribers
 from shared.notify.breaker import Breaker
-from shared.notify.outbox import Attempt, Delivery
+from shared.notify.outbox import Attempt, Delivery, Outcome
 from shared.notify.schedule import DeliveryPolicy, retry_after_seconds
+from shared.queue import Coalescer
 from workers.deps import JobCtx, WorkerDeps, deps
+from workers.writer import Stored
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class NotifyRuntime:
     breaker: Breaker
     clock: Clock = time.time
     rng: random.Random = field(default_factory=random.Random)
+    # Outcomes of attempts that end in the same event-loop iteration share one statement.
+    records: Coalescer[Outcome, bool] | None = None
 
 
 @asynccontextmanager
@@ -69,11 +74,13 @@ async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
         cooldown_s=policy.breaker_cooldown_s,
         max_inflight=policy.max_inflight,
         slot_ttl_s=policy.timeout_s + 5,
+        run=d.scripts.run if d.scripts else None,
     )
     clock = ctx.get(CLOCK) or time.time
     # No cookies: receivers are machines, and one receiver must not see another's.
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-        ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, clock)
+        records = Coalescer(functools.partial(_record_many, d))
+        ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, clock, records=records)
         try:
             yield
         finally:
@@ -93,7 +100,7 @@ async def enqueue(d: WorkerDeps, notification_id: str, attempt: int, *, at: floa
     )
 
 
-async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
+async def follow_event(d: WorkerDeps, stored: Stored) -> None:
     """Follow-up of every stored event: make the first attempt of each of its notifications.
 
     The rows were written with the event row (see `shared.notify.outbox`); this runs on every
@@ -103,8 +110,7 @@ async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
     and a job (throughput); retries are jobs. Without a runtime (no worker resources) every
     first attempt is enqueued instead.
     """
-    async with d.pool.acquire() as conn:
-        rows = await outbox.pending_for_event(conn, event.provider, event.idempotency_key)
+    rows = stored.deliveries  # read by the writer in the event's own transaction
     rt = d.runtimes.get(RUNTIME)
     if not isinstance(rt, NotifyRuntime):
         for row in rows:
@@ -153,19 +159,21 @@ async def deliver(
 
     `row`: the notification as just read (the follow-up's query), saving a read.
     """
-    async with d.pool.acquire() as conn:
-        row = row or await outbox.load(conn, notification_id)
+    if row is None:
+        async with d.pool.acquire() as conn:
+            row = await outbox.load(conn, notification_id)
         if row is None:
             return Result("missing")
-        if row.status != "pending" or row.attempts >= attempt:
-            return Result("stale")  # already delivered, dead, or this attempt was recorded
-        if row.attempts < attempt - 1:
-            # The previous attempt's bookkeeping has not landed (its job is still running).
-            return Result("early", EARLY_DEFER_S)
-        if not row.enabled:
+    if row.status != "pending" or row.attempts >= attempt:
+        return Result("stale")  # already delivered, dead, or this attempt was recorded
+    if row.attempts < attempt - 1:
+        # The previous attempt's bookkeeping has not landed (its job is still running).
+        return Result("early", EARLY_DEFER_S)
+    if not row.enabled:
+        async with d.pool.acquire() as conn:
             await outbox.kill(conn, row.id, "subscriber disabled")
-            d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
-            return Result("disabled")
+        d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
+        return Result("disabled")
     token = job_id(notification_id, attempt)
     gate = await rt.breaker.acquire(row.subscriber_id, token, rt.clock())
     if gate.state == "open":
@@ -232,8 +240,7 @@ def _classify(status: int | None) -> str:
 async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> Result:
     attempt = sent.attempt
     if attempt.outcome == "delivered":
-        async with d.pool.acquire() as conn:
-            await outbox.record(conn, row.id, attempt, status="delivered", next_at=None)
+        await _record(d, rt, Outcome(row.id, attempt, "delivered"))
         d.metrics.notification_delivered_attempt.observe(attempt.number)
         return Result("delivered")
     if attempt.outcome == "gone":
@@ -247,8 +254,7 @@ async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> 
     retry_after = retry_after_seconds(sent.retry_after, now) if attempt.outcome == "throttled" else None
     delay = rt.policy.delay_after(attempt.number, rt.rng, retry_after_s=retry_after)
     if delay is None:
-        async with d.pool.acquire() as conn:
-            await outbox.record(conn, row.id, attempt, status="dead", next_at=None)
+        await _record(d, rt, Outcome(row.id, attempt, "dead"))
         d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
         return Result("dead")
     # The next attempt is enqueued before this one is recorded: if the worker dies in between,
@@ -256,6 +262,17 @@ async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> 
     # order could lose the next attempt. A next attempt that starts before the record lands
     # finds the row one attempt behind and waits ("early").
     await enqueue(d, row.id, attempt.number + 1, at=now + delay)
-    async with d.pool.acquire() as conn:
-        await outbox.record(conn, row.id, attempt, status="pending", next_at=now + delay)
+    await _record(d, rt, Outcome(row.id, attempt, "pending", now + delay))
     return Result("retry")
+
+
+async def _record(d: WorkerDeps, rt: NotifyRuntime, outcome: Outcome) -> None:
+    if rt.records is None:
+        await _record_many(d, [outcome])
+    else:
+        await rt.records([outcome])
+
+
+async def _record_many(d: WorkerDeps, outcomes: list[Outcome]) -> list[bool]:
+    async with d.pool.acquire() as conn:
+        return await outbox.record_many(conn, outcomes)

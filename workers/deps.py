@@ -12,6 +12,7 @@ from shared.db import Pool
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.queue import JobQueue
+from workers.batching import ScriptBatch
 from workers.writer import EventWriter
 
 JobCtx = dict[str, Any]
@@ -26,6 +27,8 @@ class WorkerDeps:
     metrics: Metrics
     writer: EventWriter
     queue: JobQueue  # every enqueue of a follow-up or next attempt goes through it
+    # Script calls (velocity, breaker) of jobs that resume together share one pipeline; None: direct.
+    scripts: ScriptBatch | None = None
     # Per-process runtimes features open at start-up (worker resources), by feature name, so
     # that follow-ups, which get these deps and no ctx, can reach them.
     runtimes: dict[str, Any] = field(default_factory=dict)

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from shared.jobs import EventEnvelope
 from workers import deliver, risk, tss_followups
 
 if TYPE_CHECKING:
     from workers.deps import WorkerDeps
+    from workers.writer import Stored
 
-FollowUp = Callable[["WorkerDeps", EventEnvelope], Awaitable[None]]
+FollowUp = Callable[["WorkerDeps", "Stored"], Awaitable[None]]
 
 FOLLOW_UPS: Mapping[str, tuple[FollowUp, ...]] = {
     # >>> follow-ups (provider: (functions,))

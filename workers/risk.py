@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from arq import Retry
 
-from shared.jobs import ASSESS_RISK, EventEnvelope, key_hash
+from shared.jobs import ASSESS_RISK, key_hash
 from shared.risk import facts as risk_facts
 from shared.risk.checks import Finding, RiskConfig, judge
 from shared.risk.facts import Facts
@@ -21,6 +21,7 @@ from shared.risk.freezes import Freeze, freeze
 from shared.risk.velocity import Velocity
 from workers.deliver import TRANSIENT
 from workers.deps import JobCtx, WorkerDeps, deps
+from workers.writer import Stored
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,13 @@ def _config(ctx: JobCtx) -> RiskConfig:
     return config
 
 
-async def follow_event(d: WorkerDeps, event: EventEnvelope) -> None:
+async def follow_event(d: WorkerDeps, stored: Stored) -> None:
     """Follow-up of every stored event: run the checks now, or enqueue them as a job.
 
     Inline in the `store_event` job when the worker opened its risk runtime (one job per event
     instead of two); every check is idempotent, so a re-run `store_event` is harmless.
     """
+    event = stored.event
     f = risk_facts.facts(event)
     if f.wallet is None and f.counterparty is None and f.amount is None and f.kyt_level is None:
         return  # nothing any check could look at (a ping, a key-generation step)
@@ -74,7 +76,7 @@ async def assess_risk(ctx: JobCtx, facts: object) -> str:
 
 async def assess(d: WorkerDeps, config: RiskConfig, f: Facts) -> list[Finding]:
     """The job without arq."""
-    velocity = Velocity(d.redis, d.keys.namespace("risk:velocity"))
+    velocity = Velocity(d.redis, d.keys.namespace("risk:velocity"), run=d.scripts.run if d.scripts else None)
     event = f"{f.provider}:{f.idempotency_key}"
     summed = [limit.max_amount is not None for limit in config.velocity]
     measures = await velocity.add(

@@ -23,6 +23,7 @@ from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.queue import JobQueue
 from shared.redis import create_redis
+from workers.batching import ScriptBatch
 from workers.consumer import Consumer, Hook, JobSpec
 from workers.deliver import MAX_TRIES as DELIVER_MAX_TRIES
 from workers.deliver import deliver_notification, notify_resources
@@ -95,7 +96,8 @@ def worker_hooks(settings: Settings, metrics: Metrics) -> tuple[Hook, Hook]:
         writer.start()
         redis = ctx["redis"]
         keys = RedisKeys(settings.key_prefix)
-        ctx["deps"] = WorkerDeps(settings, pool, redis, keys, metrics, writer, job_queue(settings, redis))
+        queue = job_queue(settings, redis)
+        ctx["deps"] = WorkerDeps(settings, pool, redis, keys, metrics, writer, queue, scripts=ScriptBatch(redis))
         # >>> worker resources (async context managers: entered here, closed in on_shutdown)
         ctx["resources"] = resources = AsyncExitStack()
         await resources.enter_async_context(waas_resources(ctx))

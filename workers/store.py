@@ -77,12 +77,12 @@ def _ref(envelope: object) -> str:
 
 async def persist(d: WorkerDeps, event: EventEnvelope) -> str:
     """The job body without arq: store, count, follow up. Returns "inserted" or "present"."""
-    inserted = await d.writer.store(event)
-    result = "inserted" if inserted else "present"
+    stored = await d.writer.store(event)
+    result = "inserted" if stored.inserted else "present"
     d.metrics.events_stored.labels(event.provider, result).inc()
     logger.info("event %s/%s %s (request %s)", event.provider, event.kind, result, event.request_id)
     # Follow-ups are enqueued on every run, not only the inserting one: a worker killed between
     # the insert and the enqueue must not lose them. Their job ids make the repeat a no-op.
     for follow_up in (*FOLLOW_UPS.get(event.provider, ()), *FOLLOW_UPS.get("*", ())):
-        await follow_up(d, event)
+        await follow_up(d, stored)
     return result

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from shared.jobs import RECONCILE_TSS_REQUEST, EventEnvelope, key_hash
+from shared.jobs import RECONCILE_TSS_REQUEST, key_hash
 from shared.providers import cobo_ucw
 from shared.providers.cobo_ucw_store import rows_for_request
 from workers.deps import WorkerDeps
+from workers.writer import Stored
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ PROVIDER = cobo_ucw.PROVIDER
 WEBHOOK_PROVIDER = "cobo_waas"
 
 
-async def follow_report(d: WorkerDeps, event: EventEnvelope) -> None:
+async def follow_report(d: WorkerDeps, stored: Stored) -> None:
     """After a UCW report is stored: reconcile it (one job per report, by its idempotency key)."""
+    event = stored.event
     payload = event.payload or {}
     await d.queue.enqueue(
         RECONCILE_TSS_REQUEST,
@@ -32,8 +34,9 @@ async def follow_report(d: WorkerDeps, event: EventEnvelope) -> None:
     )
 
 
-async def follow_webhook(d: WorkerDeps, event: EventEnvelope) -> None:
+async def follow_webhook(d: WorkerDeps, stored: Stored) -> None:
     """After a WaaS TSS-request webhook is stored: re-read every row about that request."""
+    event = stored.event
     tss_request_id = str((event.payload or {})["tss_request_id"])
     async with d.pool.acquire() as conn:
         rows = await rows_for_request(conn, tss_request_id)

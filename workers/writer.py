@@ -1,7 +1,9 @@
 """Group commit of event rows: concurrent jobs share one INSERT ... SELECT unnest(...).
 
 A worker runs many jobs at once; each hands its envelope to the writer and awaits the result of
-the batch it landed in, so one Postgres round trip stores many events.
+the batch it landed in, so one Postgres transaction stores many events, writes their
+notifications, and reads back the notifications still to be sent for all of them (what each
+job's delivery follow-up sends), instead of one read per event.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncpg
 
 from shared.db import Pool, insert_events
 from shared.jobs import EventEnvelope
-from shared.notify.outbox import write_outbox
+from shared.notify.outbox import Delivery, pending_for_events, write_outbox
 
 MAX_BATCH = 500
 
@@ -27,10 +29,20 @@ TRANSIENT_DB = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An event as the writer left it: inserted by this call (or already there), and its
+    notifications never attempted yet (new ones, or those a killed run left unsent)."""
+
+    event: EventEnvelope
+    inserted: bool
+    deliveries: tuple[Delivery, ...] = ()
+
+
 @dataclass(slots=True)
 class _Pending:
     event: EventEnvelope
-    future: asyncio.Future[bool]
+    future: asyncio.Future[Stored]
 
 
 class EventWriter:
@@ -50,9 +62,9 @@ class EventWriter:
         for pending in self._pending:
             pending.future.cancel()
 
-    async def store(self, event: EventEnvelope) -> bool:
-        """Insert the event unless present; True when this call inserted it."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def store(self, event: EventEnvelope) -> Stored:
+        """Insert the event unless present (`inserted` says whether this call did), with its outbox."""
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(event, future))
         self._wakeup.set()
         return await future
@@ -73,6 +85,9 @@ class EventWriter:
                 inserted = await insert_events(conn, [p.event for p in batch])
                 # Notifications commit with their event rows: a stored event always has them.
                 await write_outbox(conn, _inserted_once(batch, inserted))
+                unsent = await pending_for_events(
+                    conn, list({(p.event.provider, p.event.idempotency_key): 0 for p in batch})
+                )
         except asyncpg.PostgresError as e:
             if len(batch) > 1 and not isinstance(e, TRANSIENT_DB):
                 # One bad row fails the whole statement: write the rows one by one, so only the
@@ -88,7 +103,8 @@ class EventWriter:
         for p in batch:
             if not p.future.done():
                 key = (p.event.provider, p.event.idempotency_key)
-                p.future.set_result(key in inserted)
+                # A key twice in one batch: the first job inserted it and sends its notifications.
+                p.future.set_result(Stored(p.event, key in inserted, tuple(unsent.pop(key, ()))))
                 inserted.discard(key)
 
     @staticmethod
@@ -96,6 +112,10 @@ class EventWriter:
         for p in batch:
             if not p.future.done():
                 p.future.set_exception(e)
+
+
+def _keys(batch: list[_Pending]) -> dict[tuple[str, str], None]:
+    return dict.fromkeys((p.event.provider, p.event.idempotency_key) for p in batch)
 
 
 def _inserted_once(batch: list[_Pending], inserted: set[tuple[str, str]]) -> list[EventEnvelope]:

@@ -51,8 +51,21 @@ async def write_outbox(conn: Connection, events: Sequence[EventEnvelope]) -> Non
 
 async def pending_for_event(conn: Connection, provider: str, idempotency_key: str) -> list[Delivery]:
     """The event's notifications never attempted yet, ready to send (what its follow-up sends)."""
-    rows = await conn.fetch(_PENDING, provider, idempotency_key)
-    return [_delivery(r) for r in rows]
+    found = await pending_for_events(conn, [(provider, idempotency_key)])
+    return found.get((provider, idempotency_key), [])
+
+
+async def pending_for_events(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[Delivery]]:
+    """`pending_for_event` for many events in one query, by (provider, idempotency key)."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(_PENDING, [k[0] for k in keys], [k[1] for k in keys])
+    found: dict[tuple[str, str], list[Delivery]] = {}
+    for r in rows:
+        found.setdefault((r["provider"], r["idempotency_key"]), []).append(_delivery(r))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +90,11 @@ WHERE n.id = $1
 """
 
 _PENDING = (
-    _LOAD.replace("WHERE n.id = $1", "JOIN events e ON e.id = n.event_id")
-    + "WHERE e.provider = $1 AND e.idempotency_key = $2 AND n.status = 'pending' AND n.attempts = 0"
+    _LOAD.replace("FROM notifications n", ", e.provider, e.idempotency_key FROM notifications n").replace(
+        "WHERE n.id = $1", "JOIN events e ON e.id = n.event_id"
+    )
+    + "JOIN unnest($1::text[], $2::text[]) AS k(provider, key) ON e.provider = k.provider AND e.idempotency_key = k.key"
+    + " WHERE n.status = 'pending' AND n.attempts = 0"
 )
 
 
@@ -114,22 +130,38 @@ class Attempt:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An attempt to record on its notification: the row's new status and next attempt time."""
+
+    notification_id: str
+    attempt: Attempt
+    status: str  # pending | delivered | dead
+    next_at: float | None = None
+
+
+# Many attempts in one statement: each row is updated only if it expects that attempt.
 _RECORD = """
-WITH n AS (
-    UPDATE notifications
-    SET status = $3, attempts = $2, next_attempt_at = COALESCE($4, next_attempt_at), last_status = $5,
-        last_error = $6, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
-    WHERE id = $1 AND attempts = $2 - 1 AND status = 'pending'
-    RETURNING id
+WITH x AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::text[],
+                         $7::timestamptz[], $8::int[], $9::text[])
+        AS x(id, attempt, status, next_at, status_code, error, started_at, duration_ms, outcome)
+), n AS (
+    UPDATE notifications t
+    SET status = x.status, attempts = x.attempt, next_attempt_at = COALESCE(x.next_at, t.next_attempt_at),
+        last_status = x.status_code, last_error = x.error,
+        delivered_at = CASE WHEN x.status = 'delivered' THEN now() END
+    FROM x WHERE t.id = x.id AND t.attempts = x.attempt - 1 AND t.status = 'pending'
+    RETURNING t.id, x.attempt, x.status, x.status_code, x.error, x.started_at, x.duration_ms, x.outcome
 ), a AS (
     INSERT INTO delivery_attempts (notification_id, attempt, attempted_at, duration_ms, status_code, outcome, error)
-    SELECT id, $2, $7, $8, $5, $9, $6 FROM n
+    SELECT id, attempt, started_at, duration_ms, status_code, outcome, error FROM n
 ), d AS (
     INSERT INTO dead_letters (job, ref, args, reason)
-    SELECT $10, id, jsonb_build_array(id), COALESCE($6, $9) FROM n WHERE $3 = 'dead'
+    SELECT $10, id, jsonb_build_array(id), COALESCE(error, outcome) FROM n WHERE status = 'dead'
     ON CONFLICT (job, ref) WHERE replayed_at IS NULL DO NOTHING
 )
-SELECT count(*) AS updated FROM n
+SELECT id FROM n
 """
 
 
@@ -141,20 +173,24 @@ async def record(
     Only the attempt the row expects is recorded: a job re-run after its bookkeeping landed
     changes nothing. Returns False in that case.
     """
-    updated = await conn.fetchval(
-        _RECORD,
-        notification_id,
-        attempt.number,
-        status,
-        None if next_at is None else _ts(next_at),
-        attempt.status_code,
-        attempt.error,
-        _ts(attempt.started_at),
-        attempt.duration_ms,
-        attempt.outcome,
-        DELIVER_NOTIFICATION,
-    )
-    return bool(updated)
+    (updated,) = await record_many(conn, [Outcome(notification_id, attempt, status, next_at)])
+    return updated
+
+
+async def record_many(conn: Connection, outcomes: Sequence[Outcome]) -> list[bool]:
+    """`record` for many attempts in one statement; True per outcome written."""
+    if len({o.notification_id for o in outcomes}) < len(outcomes):
+        # Two attempts of one notification: each must see the row the one before left.
+        return [(await record_many(conn, [o]))[0] for o in outcomes]
+    columns: list[list[Any]] = [[] for _ in range(9)]
+    for o in outcomes:
+        a = o.attempt
+        values = (o.notification_id, a.number, o.status, None if o.next_at is None else _ts(o.next_at),
+                  a.status_code, a.error, _ts(a.started_at), a.duration_ms, a.outcome)  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    updated = {r["id"] for r in await conn.fetch(_RECORD, *columns, DELIVER_NOTIFICATION)}
+    return [o.notification_id in updated for o in outcomes]
 
 
 async def kill(conn: Connection, notification_id: str, reason: str) -> bool:

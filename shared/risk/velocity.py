@@ -7,11 +7,16 @@ check counts it once; members older than the longest window are trimmed on every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+# How a script call is made: directly, or batched with other callers' (workers.batching).
+ScriptRunner = Callable[[AsyncScript, Sequence[str], Sequence[str | int]], Awaitable[Any]]
 
 # KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then per window its
 # length (ms) and whether to sum amounts (1/0). Returns, per key, per window: {count, sum}.
@@ -50,9 +55,10 @@ class Measure:
 
 
 class Velocity:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, run: ScriptRunner | None = None) -> None:
         self._prefix = prefix
         self._script = redis.register_script(_ADD_AND_MEASURE)
+        self._run = run
 
     async def add(
         self,
@@ -74,7 +80,7 @@ class Velocity:
         args: list[str | int] = [int(at * 1000), f"{event}|{amount or 0}", max(windows_s) * 1000, len(windows_s)]
         for window, wanted in zip(windows_s, summed or [False] * len(windows_s), strict=True):
             args += [window * 1000, 1 if wanted else 0]
-        flat = await self._script(keys=keys, args=args)
+        flat = await (self._run(self._script, keys, args) if self._run else self._script(keys=keys, args=args))
         measures = []
         for i, (count, total) in enumerate(flat):
             scope, window = scopes[i // len(windows_s)], windows_s[i % len(windows_s)]
