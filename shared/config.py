@@ -12,6 +12,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from shared import rsablocks
 from shared.errors import ConfigError
+from shared.notify.schedule import DeliveryPolicy
+from shared.risk.checks import RiskConfig, VelocityLimit
 from shared.waas.cobo_auth import ENVIRONMENTS, CoboEnvironment, load_api_secret, load_public_key, public_key_hex
 from shared.waas.cobo_client import ClientOptions
 
@@ -509,6 +512,75 @@ def _providers(env: Env) -> ProviderSettings:
     )
 
 
+# -- workers: delivery and risk (docs/operations.md, "Configuration") --------------------------
+
+
+def _seconds_list(env: Env, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    parts = _list(env, name)
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(name, "expected comma-separated seconds, e.g. 5,300,1800") from None
+    if any(v <= 0 for v in values):
+        raise ConfigError(name, "every delay must be above 0")
+    return values or default
+
+
+def _delivery(env: Env) -> DeliveryPolicy:
+    d = DeliveryPolicy()
+    return DeliveryPolicy(
+        schedule_s=_seconds_list(env, "CALLGATE_DELIVERY_SCHEDULE_SECONDS", d.schedule_s),
+        jitter=_float(env, "CALLGATE_DELIVERY_JITTER", d.jitter),
+        timeout_s=_float(env, "CALLGATE_DELIVERY_TIMEOUT_SECONDS", d.timeout_s, minimum=0.1),
+        connect_timeout_s=_float(env, "CALLGATE_DELIVERY_CONNECT_TIMEOUT_SECONDS", d.connect_timeout_s, minimum=0.1),
+        breaker_threshold=_int(env, "CALLGATE_DELIVERY_BREAKER_THRESHOLD", d.breaker_threshold, minimum=1),
+        breaker_cooldown_s=_float(env, "CALLGATE_DELIVERY_BREAKER_COOLDOWN_SECONDS", d.breaker_cooldown_s, minimum=1),
+        max_inflight=_int(env, "CALLGATE_DELIVERY_MAX_INFLIGHT", d.max_inflight, minimum=1),
+    )
+
+
+def _velocity(env: Env, name: str, default: tuple[VelocityLimit, ...]) -> tuple[VelocityLimit, ...]:
+    """`window_s:max_count[:max_amount]`, comma-separated: `60:30,3600:500:100000`."""
+    limits = []
+    for part in _list(env, name):
+        fields = part.split(":")
+        try:
+            if len(fields) not in (2, 3):
+                raise ValueError
+            amount = Decimal(fields[2]) if len(fields) == 3 else None
+            limits.append(VelocityLimit(int(fields[0]), int(fields[1]), amount))
+        except (ValueError, ArithmeticError):
+            raise ConfigError(name, f"expected window_s:max_count[:max_amount], got {part!r}") from None
+        if limits[-1].window_s <= 0 or limits[-1].max_count < 0:
+            raise ConfigError(name, f"window and count must be positive, got {part!r}")
+    return tuple(limits) or default
+
+
+def _amounts(env: Env, name: str) -> dict[str, Decimal]:
+    """`ASSET=amount`, comma-separated (`*` for every other asset): `BTC=5,USDT=250000,*=100000`."""
+    out: dict[str, Decimal] = {}
+    for part in _list(env, name):
+        asset, _, amount = part.partition("=")
+        try:
+            out[asset.strip().upper()] = Decimal(amount.strip())
+        except ArithmeticError:
+            raise ConfigError(name, f"expected ASSET=amount, got {part!r}") from None
+    return out
+
+
+def _risk(env: Env) -> RiskConfig:
+    r = RiskConfig()
+    return RiskConfig(
+        velocity=_velocity(env, "CALLGATE_RISK_VELOCITY", r.velocity),
+        deny_counterparties=frozenset(_list(env, "CALLGATE_RISK_DENY_COUNTERPARTIES")),
+        large_amounts=_amounts(env, "CALLGATE_RISK_LARGE_AMOUNTS"),
+        kyt_alert_level=_int(env, "CALLGATE_RISK_KYT_ALERT_LEVEL", r.kyt_alert_level, maximum=100),
+        kyt_freeze_level=_int(env, "CALLGATE_RISK_KYT_FREEZE_LEVEL", r.kyt_freeze_level, maximum=100),
+        reject_window_s=_int(env, "CALLGATE_RISK_REJECT_WINDOW_SECONDS", r.reject_window_s, minimum=1),
+        rejects_to_freeze=_int(env, "CALLGATE_RISK_REJECTS_TO_FREEZE", r.rejects_to_freeze, minimum=1),
+    )
+
+
 # -- the whole -------------------------------------------------------------------------------
 
 
@@ -537,6 +609,8 @@ class Settings:
     worker_max_jobs: int = 50
     # arq polls the queue; its 0.5 s default adds up to half a second to every hop of an event.
     worker_poll_delay_seconds: float = 0.05
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    risk: RiskConfig = field(default_factory=RiskConfig)
     log_level: str = "INFO"
     log_json: bool = True
     providers: ProviderSettings = field(default_factory=ProviderSettings)
@@ -564,6 +638,8 @@ class Settings:
             job_timeout_seconds=_int(env, "CALLGATE_JOB_TIMEOUT_SECONDS", 60, minimum=1),
             worker_max_jobs=_int(env, "CALLGATE_WORKER_MAX_JOBS", 50, minimum=1),
             worker_poll_delay_seconds=_float(env, "CALLGATE_WORKER_POLL_DELAY_SECONDS", 0.05, minimum=0.0),
+            delivery=_delivery(env),
+            risk=_risk(env),
             log_level=_log_level(env),
             log_json=_bool(env, "CALLGATE_LOG_JSON", True),
             providers=_providers(env),

@@ -17,17 +17,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
-import asyncpg
 from arq import Retry
-from redis.exceptions import RedisError
 
 from shared.jobs import DELIVER_NOTIFICATION
 from shared.jobs import delivery_job_id as job_id
+from shared.logging import correlation_id
 from shared.notify import outbox, signing, subscribers
 from shared.notify.breaker import Breaker
 from shared.notify.outbox import Attempt, Delivery, Outcome
 from shared.notify.schedule import DeliveryPolicy, retry_after_seconds
 from shared.queue import Coalescer
+from workers import transient
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.writer import Stored
 
@@ -42,7 +42,7 @@ THROTTLED = frozenset({429, 503})
 # Breaker and concurrency-cap waits are arq retries that spend no attempt; they stop long before this.
 MAX_TRIES = 10_000
 # Postgres or Redis away for a moment: try the same attempt again shortly.
-TRANSIENT = (OSError, TimeoutError, RedisError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+TRANSIENT = transient.POSTGRES_OR_REDIS
 EARLY_DEFER_S = 2.0
 EARLY_TRIES = 30
 
@@ -64,7 +64,7 @@ class NotifyRuntime:
 async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
     """One HTTP client per worker (keep-alive to each receiver) and the shared breaker."""
     d = deps(ctx)
-    policy = ctx.get(POLICY) or DeliveryPolicy()
+    policy = ctx.get(POLICY) or d.settings.delivery
     assert isinstance(policy, DeliveryPolicy)
     timeout = aiohttp.ClientTimeout(total=policy.timeout_s, sock_connect=policy.connect_timeout_s)
     breaker = Breaker(
@@ -164,6 +164,8 @@ async def deliver(
             row = await outbox.load(conn, notification_id)
         if row is None:
             return Result("missing")
+    if row.request_id:
+        correlation_id.set(row.request_id)  # this job's (or follow-up task's) log lines name the callback
     if row.status != "pending" or row.attempts >= attempt:
         return Result("stale")  # already delivered, dead, or this attempt was recorded
     if row.attempts < attempt - 1:

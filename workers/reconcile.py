@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import aiohttp
 from arq import Retry
-from redis.exceptions import RedisError
 
 from shared.config import CoboUcwSettings, CoboWaasSettings
 from shared.errors import ApiError
@@ -41,8 +40,9 @@ from shared.providers.cobo_ucw_store import (
 from shared.waas.cobo_client import CoboWaasClient, WaasUnavailable
 from shared.waas.cobo_models import TSSRequest
 from workers.deps import JobCtx, WorkerDeps, deps
-from workers.store import BACKOFF_S, TRANSIENT
+from workers.store import BACKOFF_S
 from workers.store import MAX_TRIES as STORE_MAX_TRIES
+from workers.transient import POSTGRES_OR_REDIS as TRANSIENT
 from workers.tss_followups import PROVIDER, WEBHOOK_PROVIDER
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ async def reconcile_tss_request(
         return "disabled"
     try:
         return await reconcile(deps(ctx), client, wallet_uuid, tss_request_id, _report(report), due_at=due_at)
-    except (*TRANSIENT, RedisError) as e:
+    except TRANSIENT as e:
         try_ = int(ctx.get("job_try", 1))
         raise Retry(defer=BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]) from e
 

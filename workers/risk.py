@@ -19,8 +19,8 @@ from shared.risk.checks import Finding, RiskConfig, judge
 from shared.risk.facts import Facts
 from shared.risk.freezes import Freeze, freeze
 from shared.risk.velocity import Velocity
-from workers.deliver import TRANSIENT
 from workers.deps import JobCtx, WorkerDeps, deps
+from workers.transient import POSTGRES_OR_REDIS as TRANSIENT
 from workers.writer import Stored
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ async def risk_resources(ctx: JobCtx) -> AsyncIterator[None]:
 
 
 def _config(ctx: JobCtx) -> RiskConfig:
-    config = ctx.get(CONFIG) or RiskConfig()
+    config = ctx.get(CONFIG) or deps(ctx).settings.risk
     assert isinstance(config, RiskConfig)
     return config
 

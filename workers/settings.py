@@ -20,6 +20,7 @@ from shared.config import Settings
 from shared.db import create_pool
 from shared.jobs import ASSESS_RISK, DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
 from shared.keys import RedisKeys
+from shared.logging import correlation_id
 from shared.metrics import Metrics
 from shared.queue import JobQueue
 from shared.redis import create_redis
@@ -47,6 +48,9 @@ JobFunction = Callable[..., Awaitable[Any]]
 def _instrumented(name: str, job: JobFunction, metrics: Metrics) -> JobFunction:
     @functools.wraps(job)
     async def run(ctx: JobCtx, *args: Any, **kwargs: Any) -> Any:
+        # Each job runs in a task of its own, so the id set here marks only this job's log lines.
+        if (request_id := _request_id(args)) is not None:
+            correlation_id.set(request_id)
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -61,6 +65,13 @@ def _instrumented(name: str, job: JobFunction, metrics: Metrics) -> JobFunction:
             metrics.job_seconds.labels(name).observe(time.perf_counter() - started)
 
     return run
+
+
+def _request_id(args: tuple[Any, ...]) -> str | None:
+    """The gateway request id of a job whose first argument is an event envelope (store_event)."""
+    envelope = args[0] if args else None
+    value = envelope.get("request_id") if isinstance(envelope, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def job_functions(settings: Settings, metrics: Metrics) -> list[JobSpec]:

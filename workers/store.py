@@ -12,6 +12,7 @@ from shared.db import jsonb_safe
 from shared.errors import InvalidInput
 from shared.jobs import STORE_EVENT, EventEnvelope
 from shared.notify.outbox import dead_letter
+from workers import transient
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.followups import FOLLOW_UPS
 
@@ -24,19 +25,7 @@ BACKOFF_S = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
 MAX_TRIES = 24 * 31
 
 # Failures that say "Postgres is not there right now", not "this event is bad".
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.InterfaceError,
-    # A connection that died mid-query can fail its release this way ("cannot switch to state
-    # 15; another operation is in progress"): seen when PostgreSQL is killed under load.
-    asyncpg.InternalClientError,
-)
+TRANSIENT = transient.POSTGRES
 
 
 async def store_event(ctx: JobCtx, envelope: object) -> str:

@@ -16,17 +16,13 @@ import asyncpg
 from shared.db import Pool, insert_events
 from shared.jobs import EventEnvelope
 from shared.notify.outbox import Delivery, pending_for_events, write_outbox
+from workers import transient
 
 MAX_BATCH = 500
 
-# Errors that say "the database is away", where splitting a batch would only multiply the wait.
-TRANSIENT_DB = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
+# Errors that say "the database is away", where splitting a batch would only multiply the wait
+# (the server errors among `workers.transient.POSTGRES`).
+TRANSIENT_DB = tuple(e for e in transient.POSTGRES if issubclass(e, asyncpg.PostgresError))
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,21 +80,21 @@ class Delivery:
     url: str
     enabled: bool
     secrets: tuple[str, ...]  # current first, then the previous one while it is valid
+    request_id: str | None = None  # the gateway request that brought its event (log correlation)
 
 
 _LOAD = """
 SELECT n.id, n.status, n.attempts, n.payload, s.id AS subscriber_id, s.url, s.enabled, s.secret,
-       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret
-FROM notifications n JOIN subscribers s ON s.id = n.subscriber_id
+       CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret,
+       e.provider, e.idempotency_key, e.request_id
+FROM notifications n JOIN subscribers s ON s.id = n.subscriber_id JOIN events e ON e.id = n.event_id
 WHERE n.id = $1
 """
 
-_PENDING = (
-    _LOAD.replace("FROM notifications n", ", e.provider, e.idempotency_key FROM notifications n").replace(
-        "WHERE n.id = $1", "JOIN events e ON e.id = n.event_id"
-    )
-    + "JOIN unnest($1::text[], $2::text[]) AS k(provider, key) ON e.provider = k.provider AND e.idempotency_key = k.key"
-    + " WHERE n.status = 'pending' AND n.attempts = 0"
+_PENDING = _LOAD.replace(
+    "WHERE n.id = $1",
+    "JOIN unnest($1::text[], $2::text[]) AS k(provider, key) ON e.provider = k.provider AND e.idempotency_key = k.key\n"
+    "WHERE n.status = 'pending' AND n.attempts = 0",
 )
 
 
@@ -115,6 +115,7 @@ def _delivery(row: asyncpg.Record) -> Delivery:
         url=row["url"],
         enabled=row["enabled"],
         secrets=tuple(s for s in (row["secret"], row["previous_secret"]) if s),
+        request_id=row["request_id"],
     )
 
 
