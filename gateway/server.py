@@ -5,9 +5,9 @@ aiohttp has no limit on how long a request's line and headers may take to arrive
 sends a header line every few seconds (slowloris) holds its connection until the 75 s keep-alive
 timeout. `HeadDeadlineHandler` adds one, the way nginx's `client_header_timeout` works: it runs
 from the moment a connection opens, and on an idle keep-alive connection from the first byte of
-the next request; it stops when the head is parsed. The timer lives on the connection, and a
-request whose head arrives in one read (every provider's, in practice) never arms one: the fast
-path pays one integer comparison.
+the next request; it stops when the head is parsed. The timer is per connection, not per request:
+armed at the accept and cancelled by the first head; a later request whose head arrives in one
+read (every provider's, in practice) arms none, so a keep-alive request pays one integer comparison.
 
 A body that trickles is the middleware's business (`gateway/middleware.py::_body_in_time`).
 """
