@@ -16,7 +16,7 @@ from gateway.server import MAX_HEADERS, MAX_LINE_BYTES
 from tests.faults.routes import ASYNC_ROUTES, WYRE_TOKEN
 from tests.fuzz.gateway_process import GatewayProcess, gateway_process
 
-HEAD_TIMEOUT_S = 1.5
+HEAD_TIMEOUT_S = 2.0
 # Generous upper bounds: the machine is shared, and a late cut is still a cut.
 LATE_S = 3.0
 REJECTIONS = "callgate_http_rejections_total"
