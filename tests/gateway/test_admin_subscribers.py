@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from callgate.demo import wyre_transaction
 from gateway.keys import METRICS
 from shared.config import Settings
+from shared.notify import subscribers
 from tests.conftest import WYRE_TOKEN, RunWorker, sample_value
 from tests.gateway.test_admin_orders import AUTH, admin
 from tests.receiver import Receiver
@@ -119,3 +120,14 @@ async def test_a_rotated_secret_signs_beside_the_old_one(
     [delivery] = receiver.at("books")
     sent = set(delivery.headers["webhook-signature"].split())
     assert sent == _signatures(new, delivery.headers, delivery.body) | _signatures(old, delivery.headers, delivery.body)
+
+
+async def test_a_subscriber_the_cli_named_freely_is_reachable_by_its_encoded_name(
+    gateway: Gateway, settings: Settings, db: asyncpg.Pool[asyncpg.Record]
+) -> None:
+    client = await gateway(admin(settings))
+    async with db.acquire() as conn:  # `callgate subscribers add` takes any name
+        await subscribers.add(conn, "ledger / eu", "https://ledger.example/hooks")
+    response = await client.post("/admin/subscribers/ledger%20%2F%20eu/disable", headers=AUTH)
+    assert response.status == 200 and (await response.json())["name"] == "ledger / eu"
+    assert (await response.json())["enabled"] is False
