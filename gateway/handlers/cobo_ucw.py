@@ -73,8 +73,10 @@ async def _accept(
     if vault_id is None:
         count(request, ucw.PROVIDER, "unknown_wallet")
         return _answer(404, f"wallet {wallet_uuid} not found", suggestion="register it: callgate wallets add")
-    # Asked now, so that the read shares the loop iteration (and its MGET) with the other requests'.
-    state = request.app[UCW_STATES].get(state_key(request.app[REDIS_KEYS], wallet_uuid, report.tss_request_id))
+    # The row as known (batched with the other requests' reads, one MGET), read while the report is
+    # handed off: when Redis hangs, the answer waits out one Redis timeout, not two in a row.
+    key = state_key(request.app[REDIS_KEYS], wallet_uuid, report.tss_request_id)
+    reading = asyncio.ensure_future(request.app[UCW_STATES].get(key))
     payload = {"wallet_uuid": wallet_uuid, "vault_id": vault_id, "tss_request_id": report.tss_request_id}
     event = envelope(
         request,
@@ -85,7 +87,7 @@ async def _accept(
         payload={**payload, "status": report.status},
     )
     outcome = await hand_off(request, event)
-    known = decode_state(await state)  # awaited on every path: never a result left unretrieved
+    known = decode_state(await reading)  # best effort: never raises, absent when unknown
     if outcome is None:
         return _answer(503, "cannot record the report now; please retry")
     if wait_ms > 0:

@@ -32,8 +32,7 @@ async def test_reads_of_one_iteration_share_one_mget(private: tuple[EmbeddedRedi
     await client.mset({f"k{i}": f"v{i}" for i in range(0, 300, 2)})
     reads = BatchedReads(client)
     keys = [f"k{i}" for i in range(300)] + ["k0"]  # odd keys absent; one key asked twice
-    futures = [reads.get(key) for key in keys]
-    values = await asyncio.gather(*futures)
+    values = await asyncio.gather(*(reads.get(key) for key in keys))  # all asked in one iteration
     assert values == [f"v{i}".encode() if i % 2 == 0 else None for i in range(300)] + [b"v0"]
     assert await _mget_calls(client) == -(-len(keys) // MAX_BATCH)
     await reads.stop()
