@@ -27,7 +27,7 @@ from shared.metrics import Metrics
 from shared.notify.outbox import dead_letter
 from tests.conftest import WYRE_TOKEN, sample_value
 from tests.forwarder import Forwarder, forwarding
-from tests.gateway.test_admin_orders import until
+from tests.gateway.test_admin_orders import AUTH, admin, until
 from workers.health import count_dead_letters, health_probes
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
@@ -160,3 +160,21 @@ async def test_open_dead_letters_are_counted_per_job_down_to_zero(settings: Sett
     finally:
         census.cancel()
         await asyncio.gather(census, return_exceptions=True)
+
+
+async def test_an_admin_query_that_meets_no_postgres_says_so_at_once(gateway: Gateway, settings: Settings) -> None:
+    async with forwarding(*_target(settings)) as forwarder:
+        client = await gateway(admin(_through(settings, forwarder)))
+
+        def up() -> float:
+            return sample_value(client.app[METRICS], "callgate_postgres_up")
+
+        await until(lambda: up() == 1, within_s=5)
+        await forwarder.cut()
+        # The admin API's own failed query moves the gauge (the probe runs only every 5 s).
+        response = await client.get("/admin/subscribers", headers=AUTH)
+        assert response.status == 503 and (await response.json())["error"] == "unavailable"
+        assert up() == 0
+        await forwarder.restore()
+        assert (await client.get("/admin/subscribers", headers=AUTH)).status == 200
+        assert up() == 1
