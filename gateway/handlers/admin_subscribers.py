@@ -37,6 +37,7 @@ from gateway.middleware import error_response
 from shared.errors import InvalidInput
 from shared.notify import subscribers
 from shared.notify.breaker import Breaker
+from shared.notify.signing import secret_key
 from shared.notify.subscribers import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ async def create(request: web.Request) -> web.Response:
         types = texts(data, "event_types", max_items=100) or []
         secret = text(data, "secret", max_length=200)
         subscribers.check_event_types(types)
+        if secret is not None:
+            secret_key(secret)  # a whsec_ secret of 24 to 64 bytes, refused before any query
     except InvalidInput as e:
         return error_response(400, "invalid", str(e))
     try:
