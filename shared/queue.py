@@ -158,8 +158,11 @@ class Coalescer(Generic[T, R]):
     or the batch's exception.
     """
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], *, window_s: float = 0.0) -> None:
         self._flush_items = flush
+        # 0: the calls of this event-loop iteration; more: also those of the next `window_s`
+        # (calls that follow network answers arriving a moment apart, where latency matters less).
+        self._window_s = window_s
         self._items: list[T] = []
         self._future: asyncio.Future[list[R]] | None = None
 
@@ -167,8 +170,12 @@ class Coalescer(Generic[T, R]):
         if not items:
             return []
         if self._future is None:
-            self._future = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self._start)
+            loop = asyncio.get_running_loop()
+            self._future = loop.create_future()
+            if self._window_s > 0:
+                loop.call_later(self._window_s, self._start)
+            else:
+                loop.call_soon(self._start)
         future, start = self._future, len(self._items)
         self._items.extend(items)
         # Shielded: a caller cancelled while waiting does not cancel the others' round trip.

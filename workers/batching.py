@@ -19,6 +19,10 @@ from redis.exceptions import NoScriptError
 
 from shared.queue import Coalescer
 
+# Breaker releases follow HTTP answers that arrive a moment apart: waiting this long for company
+# turns several round trips into one, at a cost no latency goal notices.
+WINDOW_S = 0.002
+
 
 @dataclass(frozen=True, slots=True)
 class _Call:
@@ -32,7 +36,7 @@ class ScriptBatch:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._calls: Coalescer[_Call, Any] = Coalescer(self._send)
+        self._calls: Coalescer[_Call, Any] = Coalescer(self._send, window_s=WINDOW_S)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """What `await script(keys=keys, args=args)` returns; raises what it would raise."""

@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
-from arq import Retry
 
 from shared.jobs import DELIVER_NOTIFICATION
 from shared.jobs import delivery_job_id as job_id
@@ -27,7 +26,8 @@ from shared.notify.breaker import Breaker
 from shared.notify.outbox import Attempt, Delivery, Outcome
 from shared.notify.schedule import DeliveryPolicy, retry_after_seconds
 from shared.queue import Coalescer
-from workers import transient
+from workers import batching, transient
+from workers.consumer import Retry
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.writer import Stored
 
@@ -79,7 +79,7 @@ async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
     clock = ctx.get(CLOCK) or time.time
     # No cookies: receivers are machines, and one receiver must not see another's.
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-        records = Coalescer(functools.partial(_record_many, d))
+        records = Coalescer(functools.partial(_record_many, d), window_s=batching.WINDOW_S)
         ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, clock, records=records)
         try:
             yield

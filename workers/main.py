@@ -1,4 +1,4 @@
-"""A worker process: the arq worker plus its own /metrics and /healthz on a side port."""
+"""A worker process: the job consumer plus its own /metrics and /healthz on a side port."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
-from arq import Retry
 
 from shared.config import CoboUcwSettings, CoboWaasSettings
 from shared.errors import ApiError
@@ -39,6 +38,7 @@ from shared.providers.cobo_ucw_store import (
 )
 from shared.waas.cobo_client import CoboWaasClient, WaasUnavailable
 from shared.waas.cobo_models import TSSRequest
+from workers.consumer import Retry
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.store import BACKOFF_S
 from workers.store import MAX_TRIES as STORE_MAX_TRIES

@@ -11,14 +11,13 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from arq import Retry
-
 from shared.jobs import ASSESS_RISK, key_hash
 from shared.risk import facts as risk_facts
 from shared.risk.checks import Finding, RiskConfig, judge
 from shared.risk.facts import Facts
 from shared.risk.freezes import Freeze, freeze
 from shared.risk.velocity import Velocity
+from workers.consumer import Retry
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.transient import POSTGRES_OR_REDIS as TRANSIENT
 from workers.writer import Stored

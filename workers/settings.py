@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from arq import Retry
-
 from shared.config import Settings
 from shared.db import create_pool
 from shared.jobs import ASSESS_RISK, DELIVER_NOTIFICATION, RECONCILE_TSS_REQUEST, STORE_EVENT
@@ -25,7 +23,7 @@ from shared.metrics import Metrics
 from shared.queue import JobQueue
 from shared.redis import create_redis
 from workers.batching import ScriptBatch
-from workers.consumer import Consumer, Hook, JobSpec
+from workers.consumer import Consumer, Hook, JobSpec, Retry
 from workers.deliver import MAX_TRIES as DELIVER_MAX_TRIES
 from workers.deliver import deliver_notification, notify_resources
 from workers.deps import JobCtx, WorkerDeps

@@ -6,13 +6,13 @@ import logging
 
 import asyncpg
 import orjson
-from arq import Retry
 
 from shared.db import jsonb_safe
 from shared.errors import InvalidInput
 from shared.jobs import STORE_EVENT, EventEnvelope
 from shared.notify.outbox import dead_letter
 from workers import transient
+from workers.consumer import Retry
 from workers.deps import JobCtx, WorkerDeps, deps
 from workers.followups import FOLLOW_UPS
 
