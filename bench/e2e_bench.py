@@ -269,17 +269,23 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--events", type=int, default=5000, help="callbacks queued for the throughput phase")
-    parser.add_argument("--poll-delay", type=float, default=None, help="worker poll delay (default: arq's, 0.5 s)")
+    parser.add_argument(
+        "--poll-delay",
+        type=float,
+        default=None,
+        help="worker poll delay (default: the settings', CALLGATE_WORKER_POLL_DELAY_SECONDS)",
+    )
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_worker:
-        serve_worker(args.poll_delay if args.poll_delay is not None else 0.5)
+        serve_worker(args.poll_delay if args.poll_delay is not None else Settings.from_env().worker_poll_delay_seconds)
         return
     out = asyncio.run(run(args))
     for phase, figures in out.items():
         print(f"{phase}: {figures}")
     RESULTS.mkdir(exist_ok=True)
-    out["worker_poll_delay_s"] = args.poll_delay if args.poll_delay is not None else 0.5
+    default_poll = Settings.from_env().worker_poll_delay_seconds
+    out["worker_poll_delay_s"] = args.poll_delay if args.poll_delay is not None else default_poll
     payload = {"bench": "e2e", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **out}
     (RESULTS / "e2e.json").write_text(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
 
