@@ -22,11 +22,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
+from redis.asyncio import Redis
 
 from callgate.demo import wyre_transaction
 from gateway.app import create_app
 from gateway.keys import POLICY
 from shared.config import CoboTssSettings, Settings, UuWalletSettings, WyreSettings
+from shared.db import Pool
 from shared.logging import JsonFormatter
 from shared.metrics import Metrics
 from shared.providers import cobo_tss_samples as samples
@@ -74,7 +76,11 @@ def lines() -> Iterator[Lines]:
 
 
 @pytest.fixture
-async def gateway(aiohttp_client: AiohttpClient, settings: Settings) -> AsyncIterator[tuple[Client, Settings]]:
+async def gateway(
+    aiohttp_client: AiohttpClient, settings: Settings, redis: Redis, db: Pool
+) -> AsyncIterator[tuple[Client, Settings]]:
+    """The real gateway with three providers, on an emptied Redis database and Postgres (as the
+    shared `gateway` fixture this one replaces): nothing left over from other tests is delivered."""
     configured = with_providers(
         admin(settings),
         wyre=WyreSettings(path_token=WYRE_TOKEN, signing_secret=WYRE_SECRET),
