@@ -8,6 +8,7 @@ once. `gateway.ingest` does the same for callbacks (with its spool fallback in t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -56,7 +57,9 @@ class LoopBatcher(Generic[T, R]):
     def _schedule(self) -> None:
         if not self._scheduled and len(self._in_flight) < self._max_in_flight:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
+            # A fresh context: the batch serves many requests, so its log lines (and its task's)
+            # must not carry the correlation id of whichever request happened to schedule it.
+            asyncio.get_running_loop().call_soon(self._start_flush, context=contextvars.Context())
 
     def _start_flush(self) -> None:
         self._scheduled = False

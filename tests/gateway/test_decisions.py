@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ from redis.exceptions import RedisError
 
 from callgate.embedded import EmbeddedRedis
 from gateway.app import create_app
+from gateway.batching import LoopBatcher
 from gateway.decisions import DecisionMemo
 from gateway.keys import METRICS, POLICY
 from shared.config import CoboTssSettings, Settings
+from shared.logging import correlation_id
 from shared.metrics import Metrics
 from shared.policy.document import parse_document
 from shared.policy.snapshot import PolicySnapshot, compile_snapshot
@@ -195,3 +197,21 @@ async def test_concurrent_requests_with_one_id_and_two_contents_get_one_decision
     assert sample_value(metrics, "callgate_decision_replays_total", {"provider": "cobo_tss"}) == replays
     # the decision's audit job, plus one evidence job per distinct replayed content
     assert await redis.zcard(settings.queue_name) == 2
+
+
+async def test_a_batch_runs_in_a_context_of_its_own_not_its_first_callers() -> None:
+    # The batch serves many requests: its log lines must not carry one request's correlation id.
+    seen: list[str | None] = []
+
+    async def send(items: Sequence[str]) -> list[str]:
+        seen.append(correlation_id.get())
+        return [i.upper() for i in items]
+
+    batcher: LoopBatcher[str, str] = LoopBatcher(send, max_batch=8, max_in_flight=1)
+
+    async def call(cid: str) -> str:
+        correlation_id.set(cid)
+        return await batcher.submit(cid)
+
+    assert list(await asyncio.gather(call("req-a"), call("req-b"))) == ["REQ-A", "REQ-B"]
+    assert seen == [None]
