@@ -149,7 +149,17 @@ def _org(*, tss_request_id: str = "", wallet_id: str = "") -> dict[str, Any]:
     if tss_request_id:
         extra["tss_request"] = {"tss_request_id": f"tss-{tss_request_id}", "status": "MPCProcessing"}
     if wallet_id:
-        extra["wallet"] = {"wallet_id": wallet_id, "name": "Sample wallet"}
+        # MPCWalletInfo names the org and vault the wallet belongs to (protocols/cobo.md A.3):
+        # the same ones as the `org` and `vault` objects beside it.
+        extra["wallet"] = {
+            "wallet_id": wallet_id,
+            "wallet_type": "MPC",
+            "wallet_subtype": "Org-Controlled",
+            "name": "Sample wallet",
+            "org_id": extra["org"]["org_id"],
+            "project_id": extra["project"]["project_id"],
+            "vault_id": extra["vault"]["vault_id"],
+        }
     return extra
 
 

@@ -183,3 +183,13 @@ def test_integers_beyond_64_bits_still_parse() -> None:
     assert extra != package["extra_info"]
     request = parse_request(package | {"extra_info": extra})
     assert request.extra.transaction is not None and request.extra.transaction.wallet_id == "wallet-1"
+
+
+def test_sample_keysign_wallets_name_their_org_and_vault_as_the_sdk_requires() -> None:
+    # MPCWalletInfo (protocols/cobo.md A.3) carries org_id and vault_id; a sample without them
+    # is a request the node would never send.
+    for package in (samples.keysign("t"), samples.keysharesign("s")):
+        extra = orjson.loads(package["extra_info"])
+        wallet = extra["wallet"]
+        assert wallet["org_id"] == extra["org"]["org_id"] and wallet["vault_id"] == extra["vault"]["vault_id"]
+        assert wallet["wallet_id"] and wallet["name"]
