@@ -18,18 +18,28 @@ logger = logging.getLogger(__name__)
 RETRY_S = 1.0
 
 
-async def follow(redis: Redis, channel: str, handle: Callable[[bytes], Awaitable[object]]) -> None:
-    """Forever: hand each message of `channel` to `handle`; resubscribe after a Redis failure."""
+async def follow(
+    redis: Redis,
+    channel: str,
+    handle: Callable[[bytes], Awaitable[object]],
+    on_subscribed: Callable[[], object] | None = None,
+) -> None:
+    """Forever: hand each message of `channel` to `handle`; resubscribe after a Redis failure.
+    `on_subscribed` is called each time Redis confirms the subscription, so a follower can load
+    the state after it and miss nothing announced in between."""
     while True:
         try:
-            async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
                 while True:
                     # get_message with a timeout, not listen(): the client's socket timeout would
                     # turn a quiet channel into an error.
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
+                    message = await pubsub.get_message(timeout=1.0)
+                    kind = None if message is None else message.get("type")
+                    if kind == "message":
                         await handle(message["data"])
+                    elif kind == "subscribe" and on_subscribed is not None:
+                        on_subscribed()
         except (RedisError, OSError) as e:
             logger.warning("channel %s lost (%s); resubscribing, the poll covers the gap", channel, e)
             await asyncio.sleep(RETRY_S)
