@@ -59,6 +59,7 @@ from shared.providers.cobo_tss_event import parse_event
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+_FORM_PREFIX = FORM_FIELD.encode("ascii") + b"="
 _REPLAY = Reason("request_id_replayed", "", "this request_id was already answered for different content")
 
 
@@ -194,6 +195,12 @@ def _read(request: web.Request, body: bytes, key: rsa.RSAPublicKey, parse: Calla
 
 def _form_token(body: bytes) -> str:
     """The single `TSS_JWT_MSG` value of a urlencoded form body ([I] content type not enforced)."""
+    # What the node sends: the one field, its token needing no escapes. parse_qs would return
+    # the same value (nothing to split or unquote) at several times the cost.
+    if body.startswith(_FORM_PREFIX):
+        value = body[len(_FORM_PREFIX) :]
+        if value and value.isascii() and b"&" not in value and b"%" not in value and b"+" not in value:
+            return value.decode("ascii")
     try:
         form = parse_qs(body.decode("ascii"), keep_blank_values=True, max_num_fields=16)
     except (UnicodeDecodeError, ValueError):

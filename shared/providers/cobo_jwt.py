@@ -104,8 +104,9 @@ def _split(token: str) -> tuple[bytes, dict[str, Any], bytes, bytes]:
 def _b64url(part: bytes, what: str) -> bytes:
     # Strict alphabet (a plain urlsafe_b64decode would silently skip junk characters); padding
     # is optional because RFC 7515 omits it but some encoders keep it.
+    part = part.rstrip(b"=")
     try:
-        return base64.b64decode(part.rstrip(b"=") + b"=" * (-len(part.rstrip(b"=")) % 4), altchars=b"-_", validate=True)
+        return base64.b64decode(part + b"=" * (-len(part) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise TokenRejected("malformed", f"{what} is not base64url") from None
 

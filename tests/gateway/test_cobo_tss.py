@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import aiohttp
 import asyncpg
@@ -20,12 +21,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from callgate.cobo_tss_demo import KEY_VARIABLE, send_cobo_tss
 from gateway.app import create_app
+from gateway.handlers.cobo_tss import _form_token
 from gateway.keys import METRICS, POLICY
 from shared.config import CoboTssSettings, Settings
+from shared.errors import InvalidInput
 from shared.jobs import key_hash
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
@@ -377,3 +382,22 @@ async def test_an_unreadable_memo_gets_a_signed_status_30(cobo: Start, redis: Re
     await redis.set(RedisKeys(h.settings.key_prefix).memo("cobo_tss", key_hash("cobo_tss", "garbled")), b"[1, 2")
     answer = await h.check(samples.keygen("garbled"))
     assert (answer["status"], answer["action"], answer["request_id"]) == (30, "REJECT", "garbled")
+
+
+_FORM_PIECES = ["TSS_JWT_MSG", "=", "&", "%", "%41", "+", ";", "a", "eyJ.x-_", "\u00e9", ""]
+
+
+@given(st.lists(st.sampled_from(_FORM_PIECES), max_size=8))
+def test_the_form_fast_path_reads_what_parse_qs_reads(parts: list[str]) -> None:
+    # The node's own body takes a short cut past parse_qs; every body must still get parse_qs's
+    # value, or its refusal.
+    body = "".join(parts).encode()
+    try:
+        values = parse_qs(body.decode("ascii"), keep_blank_values=True, max_num_fields=16).get("TSS_JWT_MSG", [])
+    except (UnicodeDecodeError, ValueError):
+        values = []
+    expected = values[0] if len(values) == 1 and values[0] else None
+    try:
+        assert _form_token(body) == expected
+    except InvalidInput:
+        assert expected is None
