@@ -40,6 +40,8 @@ if CHROMIUM and DRIVER:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
 
 @pytest.fixture
@@ -74,7 +76,12 @@ class Pages:
             self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
     def click(self, css: str) -> str:
+        # Every console control navigates (links, form posts). WebDriver's click may return before
+        # the next page has replaced this one, and page_source would then be the old page: wait
+        # until the old document is gone.
+        old = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.CSS_SELECTOR, css).click()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
         return self.driver.page_source
 
     def log_in(self) -> str:
