@@ -17,6 +17,7 @@ If arq is ever replaced, this module and `workers/consumer.py` are what change.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -172,10 +173,13 @@ class Coalescer(Generic[T, R]):
         if self._future is None:
             loop = asyncio.get_running_loop()
             self._future = loop.create_future()
+            # A fresh context: the batch serves every caller, so its log lines must not carry the
+            # correlation id of whichever job happened to call first.
+            context = contextvars.Context()
             if self._window_s > 0:
-                loop.call_later(self._window_s, self._start)
+                loop.call_later(self._window_s, self._start, context=context)
             else:
-                loop.call_soon(self._start)
+                loop.call_soon(self._start, context=context)
         future, start = self._future, len(self._items)
         self._items.extend(items)
         # Shielded: a caller cancelled while waiting does not cancel the others' round trip.

@@ -21,11 +21,13 @@ from redis.asyncio import Redis
 
 from callgate.demo import wyre_transaction
 from shared.config import Settings
+from shared.logging import correlation_id
 from shared.metrics import Metrics
 from shared.queue import (
     ARQ_IN_PROGRESS_PREFIX,
     ARQ_JOB_PREFIX,
     ARQ_RETRY_PREFIX,
+    Coalescer,
     JobQueue,
     deserialize_job,
     serialize_job,
@@ -186,3 +188,20 @@ async def test_a_timed_out_job_fails_and_a_stopped_consumer_hands_its_running_jo
     # Handed back: still queued, due now, no longer marked in progress, so any worker runs it again.
     assert await redis.zscore(settings.queue_name, "slow:stopped") is not None
     assert await redis.exists(ARQ_IN_PROGRESS_PREFIX + "slow:stopped") == 0
+
+
+async def test_a_coalesced_batch_serves_every_caller_in_a_context_of_its_own() -> None:
+    seen: list[str | None] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        seen.append(correlation_id.get())
+        return [i * 2 for i in items]
+
+    batch: Coalescer[int, int] = Coalescer(flush)
+
+    async def call(i: int) -> list[int]:
+        correlation_id.set(f"request-{i}")
+        return await batch([i])
+
+    assert await asyncio.gather(*(call(i) for i in range(3))) == [[0], [2], [4]]
+    assert seen == [None]  # one round trip, and no caller's id on its log lines
