@@ -104,6 +104,11 @@ class EmbeddedRedis:
     data_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # `everysec` is what deploy/ runs. With it, Redis may hold a write back from its AOF for up
+    # to 2 s while a slow fsync is in progress and still answer the client, so a SIGKILL can lose
+    # acked writes on a busy disk. Tests that kill the server and then count what survived use
+    # `always`: they check callgate's promise, not Redis's fsync policy.
+    appendfsync: str = "everysec"
 
     @property
     def url(self) -> str:
@@ -122,7 +127,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.appendfsync,
             "--save",
             "",
             "--daemonize",

@@ -17,7 +17,7 @@ from shared.db import migrate
 
 @pytest.fixture
 async def private_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    server = await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis").start)
+    server = await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis", appendfsync="always").start)
     yield server
     await asyncio.to_thread(server.stop)
 

@@ -212,7 +212,7 @@ async def test_signature_is_required_and_checked_when_a_secret_is_configured(
 async def test_redis_down_callbacks_are_spooled_answered_200_and_stored_after_redis_returns(
     gateway: Gateway, settings: Settings, run_worker: RunWorker, db: asyncpg.Pool[asyncpg.Record], tmp_path: Path
 ) -> None:
-    private = EmbeddedRedis(tmp_path / "redis").start()
+    private = EmbeddedRedis(tmp_path / "redis", appendfsync="always").start()
     try:
         local = dataclasses.replace(settings, redis_url=private.url, spool_replay_interval_seconds=0.1)
         client = await gateway(local)
