@@ -183,13 +183,7 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()  # runs the app's startup (cleanup_ctx) as usual
-        rejections = Counter(
-            "callgate_http_rejections_total",
-            "Connections answered before routing: request head too slow (head_timeout), too large "
-            "(head_too_large) or malformed (bad_head).",
-            ["reason"],
-            registry=self.app[METRICS].registry,
-        )
+        rejections = self.app[METRICS].http_rejections
         return _Server(base, head_timeout_s=self._head_timeout_s, rejections=rejections)
 
 

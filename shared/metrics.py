@@ -60,6 +60,13 @@ class Metrics:
             "1 when Postgres answered this process's last probe or query (gateway and worker processes).",
             registry=r,
         )
+        self.http_rejections = Counter(
+            "callgate_http_rejections_total",
+            "Connections answered before routing: request head too slow (head_timeout), too large "
+            "(head_too_large) or malformed (bad_head).",
+            ["reason"],
+            registry=r,
+        )
         self.admin_requests = Counter(
             "callgate_admin_requests_total",
             "Admin API answers, by route name and outcome "
