@@ -313,11 +313,12 @@ async def prune_expired(redis: Redis, keys: RedisKeys, *, older_than_s: float, l
     return int(dropped)
 
 
-async def persist_confirmations(pool: Pool, redis: Redis, keys: RedisKeys) -> int:
-    """Write confirmations made in Redis to Postgres (idempotent); returns how many were written."""
+async def persist_confirmations(pool: Pool, redis: Redis, keys: RedisKeys, *, limit: int | None = None) -> int:
+    """Write confirmations made in Redis to Postgres (idempotent), at most `limit` of them (a
+    caller that must stop soon works in batches); returns how many were written."""
     fields = await cast(Awaitable[set[bytes]], redis.smembers(keys.orders_unpersisted))
     written = 0
-    for raw in fields:
+    for raw in list(fields)[:limit]:
         field = raw.decode()
         at = await cast(Awaitable[bytes | None], redis.hget(keys.orders_confirmed, field))
         provider, _, order_ref = field.partition("\n")
