@@ -7,6 +7,7 @@ while reconnecting costs a poll interval, never correctness.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -27,11 +28,11 @@ async def follow(
     """Forever: hand each message of `channel` to `handle`; resubscribe after a Redis failure.
     `on_subscribed` is called each time Redis confirms the subscription, so a follower can load
     the state after it and miss nothing announced in between."""
-    while True:
+    while not stop_requested():
         try:
             async with redis.pubsub() as pubsub:
                 await pubsub.subscribe(channel)
-                while True:
+                while not stop_requested():
                     # get_message with a timeout, not listen(): the client's socket timeout would
                     # turn a quiet channel into an error.
                     message = await pubsub.get_message(timeout=1.0)
@@ -48,13 +49,40 @@ async def follow(
 STOP_WAIT_S = 2.0
 
 
-async def stop_tasks(tasks: Iterable[asyncio.Task[None]]) -> None:
-    """Cancel background tasks and wait for them, a bounded time: a pub/sub connection cancelled
-    mid-read may wait out its socket timeout while closing, and shutdown must not hang on it."""
+def stop_requested() -> bool:
+    """Whether the running task was cancelled, even if the cancellation never reached it as an
+    exception: some awaits we do not own swallow it (`asyncio.wait_for` on Python 3.11, which
+    redis-py uses to send; asyncpg while it cancels a query). A background loop checks this each
+    round, or it runs on after `stop_tasks` has given up on it, against closed pools."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def stop_tasks(tasks: Iterable[asyncio.Task[None]], *, stopping: asyncio.Event | None = None) -> None:
+    """Stop background tasks and wait for them, a bounded time.
+
+    With `stopping`, the tasks end their round and return once it is set (see `pause`): they
+    are not cancelled unless that takes longer than STOP_WAIT_S. A poll cancelled mid-query is
+    what made shutdowns hang: asyncpg then cancels the query on the server and waits for it
+    (seconds, sometimes tens), and the cancellation may never reach our loop as an exception.
+    Without `stopping` (a pub/sub read, safe to interrupt) they are cancelled at once."""
     pending = [task for task in tasks if not task.done()]
+    if stopping is not None and pending:
+        stopping.set()
+        _, still = await asyncio.wait(pending, timeout=STOP_WAIT_S)
+        pending = list(still)
     for task in pending:
         task.cancel()
     if pending:
         _, stuck = await asyncio.wait(pending, timeout=STOP_WAIT_S)
         for task in stuck:
             logger.warning("background task %s still closing after %.0fs; left behind", task.get_name(), STOP_WAIT_S)
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds` between two rounds of a background loop; False once it should stop
+    (`stopping` set, or the task cancelled)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stopping.wait()
+    return not stopping.is_set() and not stop_requested()

@@ -34,7 +34,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.channels import follow, stop_tasks
+from shared.channels import follow, pause, stop_requested, stop_tasks
 from shared.db import Pool
 from shared.errors import InputError
 from shared.keys import RedisKeys
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 # replicas; Postgres keeps them. Every gateway prunes; the script makes that harmless.
 RETAIN_EXPIRED_S = 24 * 3600.0
 PRUNE_INTERVAL_S = 60.0
+PERSIST_BATCH = 100  # confirmations written to Postgres between two checks for a stop
 # How long `start` waits for the subscription before loading anyway (Redis down: the poll retries).
 SUBSCRIBE_WAIT_S = 1.0
 
@@ -88,6 +89,7 @@ class OrderReplica:
         self._reloading = asyncio.Lock()
         self._next_prune = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self.reloads = 0  # full reloads done (the metric counts them by cause, when there is one)
 
     def lookup(self, provider: str, order_ref: str) -> ExpectedOrder | None:
@@ -108,8 +110,9 @@ class OrderReplica:
         """Subscribe, then load the registry (a failure is retried by the poll): subscribing
         first, nothing announced between the load and the subscription can be missed."""
         subscribed = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._held = []  # what arrives before the load reads Redis is replayed on top of it
-        self._tasks = [
+        self._tasks = [  # the follower, then the poll (`stop` stops them differently)
             asyncio.create_task(follow(self._redis, self._keys.orders_channel, self._apply, subscribed.set)),
             asyncio.create_task(self._poll()),
         ]
@@ -119,7 +122,8 @@ class OrderReplica:
             await self.reload("start")  # (failed: announcements apply as they come, the poll reloads)
 
     async def stop(self) -> None:
-        await stop_tasks(self._tasks)
+        await stop_tasks(self._tasks[:1])  # the follower: a pub/sub read, cancelled
+        await stop_tasks(self._tasks[1:], stopping=self._stopping)  # the poll: ends its round
         self._tasks = []
 
     async def reload(self, cause: str) -> None:
@@ -212,18 +216,25 @@ class OrderReplica:
             self._metrics.orders_replica_size.set(len(self._orders))
 
     async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_interval_s)
+        # Stopped between rounds (`stop`), not cancelled in one: see `stop_tasks`.
+        while await pause(self._stopping, self._poll_interval_s):
             try:
                 await self._check()
                 if self._pool is not None:
-                    await persist_confirmations(self._pool, self._redis, self._keys)
+                    await self._persist(self._pool)
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
                     await prune_expired(self._redis, self._keys, older_than_s=RETAIN_EXPIRED_S)
             except _POLL_ERRORS as e:
                 logger.warning("orders poll failed (retried next round): %s", e)
                 self._observe_reload("failed")
+
+    async def _persist(self, pool: Pool) -> None:
+        # In batches, checking for a stop between them: under a stream of confirmations the
+        # backlog of one interval is hundreds of queries, longer than a stop may wait.
+        while not self._stopping.is_set() and not stop_requested():
+            if await persist_confirmations(pool, self._redis, self._keys, limit=PERSIST_BATCH) < PERSIST_BATCH:
+                return
 
     async def _check(self) -> None:
         """Reload when Redis's counter shows a change we will not hear of otherwise."""
