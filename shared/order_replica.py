@@ -116,8 +116,9 @@ class OrderReplica:
             asyncio.create_task(follow(self._redis, self._keys.orders_channel, self._apply, subscribed.set)),
             asyncio.create_task(self._poll()),
         ]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_WAIT_S)
+        with contextlib.suppress(TimeoutError):  # (not wait_for: on 3.11 it can swallow a cancellation)
+            async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                await subscribed.wait()
         with contextlib.suppress(*_REDIS_ERRORS):
             await self.reload("start")  # (failed: announcements apply as they come, the poll reloads)
 
