@@ -47,6 +47,7 @@ async def follow(
 
 
 STOP_WAIT_S = 2.0
+RECANCEL_S = 0.2
 
 
 def stop_requested() -> bool:
@@ -71,12 +72,16 @@ async def stop_tasks(tasks: Iterable[asyncio.Task[None]], *, stopping: asyncio.E
         stopping.set()
         _, still = await asyncio.wait(pending, timeout=STOP_WAIT_S)
         pending = list(still)
+    deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+    while pending and (left_s := deadline - asyncio.get_running_loop().time()) > 0:
+        # Again each round: a cancellation swallowed by an await we do not own is delivered anew
+        # at the loop's next await (`while True` loops that do not check `stop_requested`).
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=min(RECANCEL_S, left_s))
+        pending = list(still)
     for task in pending:
-        task.cancel()
-    if pending:
-        _, stuck = await asyncio.wait(pending, timeout=STOP_WAIT_S)
-        for task in stuck:
-            logger.warning("background task %s still closing after %.0fs; left behind", task.get_name(), STOP_WAIT_S)
+        logger.warning("background task %s still closing after %.0fs; left behind", task.get_name(), STOP_WAIT_S)
 
 
 async def pause(stopping: asyncio.Event, seconds: float) -> bool:

@@ -38,6 +38,25 @@ async def test_a_loop_whose_cancellation_was_swallowed_still_ends() -> None:
     assert rounds > 0
 
 
+async def test_a_plain_loop_whose_cancellation_was_swallowed_is_cancelled_again() -> None:
+    swallowed: list[bool] = []
+
+    async def loop() -> None:
+        while True:  # a loop that does not check for a stop (the other replicas' polls)
+            if not swallowed:  # the race that loses a cancellation happens at one await, once
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    swallowed.append(True)
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await stop_tasks([task])
+    assert swallowed and task.cancelled() and time.monotonic() - started < 1.0
+
+
 async def test_a_stopping_event_lets_the_round_finish_instead_of_cancelling_it() -> None:
     stopping, finished = asyncio.Event(), []
 
