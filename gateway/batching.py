@@ -2,7 +2,8 @@
 
 At most `max_in_flight` batches are on the wire at once; calls arriving meanwhile wait for the
 next one, so under load one round trip carries many calls and when idle a call goes out at
-once. `gateway.ingest` does the same for callbacks (with its spool fallback in the middle).
+once. `gateway.ingest` (callbacks, with its spool fallback inside its `send`) and
+`gateway.decisions` (the synchronous routes' memo) batch through it.
 """
 
 from __future__ import annotations

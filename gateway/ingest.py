@@ -1,9 +1,10 @@
 """The ack path: batched dedup+enqueue into Redis, with a durable local spool behind it.
 
-Callbacks submitted in the same event-loop iteration share one Redis round trip, and at most
-MAX_IN_FLIGHT batches are on the wire at once; callbacks arriving meanwhile wait for the next
-one, so under load one round trip carries many callbacks (group commit) and when idle a
-callback goes out at once.
+Callbacks submitted in the same event-loop iteration share one Redis round trip
+(`gateway.batching.LoopBatcher`, as the synchronous routes' memo does), and at most MAX_IN_FLIGHT
+batches are on the wire at once; callbacks arriving meanwhile wait for the next one, so under
+load one round trip carries many callbacks (group commit) and when idle a callback goes out at
+once.
 If Redis fails, the whole batch is appended to the spool and fsynced before anyone is answered;
 a background task replays the spool through the same dedup script when Redis is back, so a
 callback accepted twice (once spooled, once queued) still yields one job.
@@ -12,16 +13,15 @@ callback accepted twice (once spooled, once queued) still yields one job.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from gateway.batching import LoopBatcher
 from shared.errors import QueueUnavailable, SpoolError
 from shared.jobs import STORE_EVENT, EventEnvelope, key_hash
 from shared.keys import RedisKeys
@@ -44,12 +44,6 @@ class Outcome(str, enum.Enum):
     SPOOLED = "spooled"
 
 
-@dataclass(slots=True)
-class _Pending:
-    item: QueueItem
-    future: asyncio.Future[Outcome]
-
-
 class Ingestor:
     """Hands accepted callbacks to the queue; `submit` returns only once they are durable."""
 
@@ -58,9 +52,9 @@ class Ingestor:
         self._spool = spool
         self._keys = keys
         self._metrics = metrics
-        self._pending: list[_Pending] = []
-        self._scheduled = False
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._batcher: LoopBatcher[QueueItem, Outcome | QueueUnavailable] = LoopBatcher(
+            self._send, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT
+        )
         self._spool_lock = asyncio.Lock()
         self._replayer: asyncio.Task[None] | None = None
 
@@ -77,64 +71,31 @@ class Ingestor:
         return await self.submit_item(self.item_for(envelope, function))
 
     async def submit_item(self, item: QueueItem) -> Outcome:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, future))
-        self._schedule()
-        return await future
-
-    def _schedule(self) -> None:
-        if not self._scheduled and len(self._in_flight) < MAX_IN_FLIGHT:
-            self._scheduled = True
-            # A fresh context: the batch serves many requests, so its log lines must not carry the
-            # correlation id of whichever request happened to schedule it.
-            asyncio.get_running_loop().call_soon(self._start_flush, context=contextvars.Context())
-
-    def _start_flush(self) -> None:
-        self._scheduled = False
-        if not self._pending:
-            return
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        task = asyncio.create_task(self._flush(batch))
-        self._in_flight.add(task)
-        task.add_done_callback(self._flush_done)
-
-    def _flush_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        if self._pending:
-            self._schedule()
+        outcome = await self._batcher.submit(item)
+        if isinstance(outcome, QueueUnavailable):
+            raise outcome
+        return outcome
 
     async def start(self, *, replay_interval_s: float) -> None:
         self._replayer = asyncio.create_task(self._replay_loop(replay_interval_s), name="spool-replay")
 
     async def stop(self) -> None:
         """Finish the batches on the wire (aiohttp calls this after in-flight handlers ended)."""
-        while self._pending or self._in_flight:
-            if self._in_flight:
-                await asyncio.gather(*self._in_flight, return_exceptions=True)
-            else:
-                self._start_flush()
+        await self._batcher.stop()
         if self._replayer is not None:
             self._replayer.cancel()
             await asyncio.gather(self._replayer, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._spool.close)
 
-    async def _flush(self, batch: list[_Pending]) -> None:
-        items = [p.item for p in batch]
+    async def _send(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
         try:
-            outcomes = await self._enqueue(items)
+            return await self._enqueue(items)
         except (RedisError, OSError) as e:
-            logger.warning("redis unavailable (%s): spooling %d callbacks", type(e).__name__, len(batch))
+            logger.warning("redis unavailable (%s): spooling %d callbacks", type(e).__name__, len(items))
             self._metrics.redis_up.set(0)
-            outcomes = await self._spool_batch(items)
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(outcome, Exception):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+            return await self._spool_batch(items)
 
-    async def _enqueue(self, items: Sequence[QueueItem]) -> list[Outcome | Exception]:
+    async def _enqueue(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
         started = time.perf_counter()
         flags = await self._queue.enqueue_batch(items)
         self._metrics.enqueue_seconds.observe(time.perf_counter() - started)
@@ -142,7 +103,7 @@ class Ingestor:
         self._metrics.redis_up.set(1)
         return [Outcome.ACCEPTED if flag else Outcome.DUPLICATE for flag in flags]
 
-    async def _spool_batch(self, items: Sequence[QueueItem]) -> list[Outcome | Exception]:
+    async def _spool_batch(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
         records = [item.to_record() for item in items]
         loop = asyncio.get_running_loop()
         try:
