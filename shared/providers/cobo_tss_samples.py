@@ -136,7 +136,9 @@ def keysign(
         "created_timestamp": 1_700_000_000_000,
         "updated_timestamp": 1_700_000_000_000,
     }
-    extra = _org(wallet_id=wallet_id) | {"source_addresses": [{"address": source_address}], "transaction": transaction}
+    # AddressInfo requires chain_id beside the address (protocols/cobo.md A.3; Cobo's SDK refuses one without).
+    source = {"address": source_address, "chain_id": chain_id, "path": "m/44/60/0/0/0"}
+    extra = _org(wallet_id=wallet_id) | {"source_addresses": [source], "transaction": transaction}
     return _package(request_id, 2, detail, extra)
 
 
