@@ -180,11 +180,16 @@ async def load_active(pool: Pool, *, document_as_text: bool = False) -> StoredPo
     async with pool.acquire() as conn:
         if not document_as_text:
             return await _active(conn)
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            row = await conn.fetchrow(_SELECT_ACTIVE_TEXT)
-            if row is None:
-                return None
-            lists = await conn.fetch(_SELECT_LISTS_TEXT, row["version"])
+        return await _load_text(conn, _SELECT_ACTIVE_TEXT)
+
+
+async def _load_text(conn: Connection, query: str, *args: object) -> StoredPolicy | None:
+    """The version `query` selects, its document undecoded and its lists apart, read consistently."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(query, *args)
+        if row is None:
+            return None
+        lists = await conn.fetch(_SELECT_LISTS_TEXT, row["version"])
     stored = _stored(row)
     return dataclasses.replace(stored, lists_text=tuple((r["name"], r["entries"]) for r in lists))
 
@@ -230,13 +235,7 @@ async def load_version(pool: Pool, version: int, *, document_as_text: bool = Fal
         if not document_as_text:
             row = await conn.fetchrow(_SELECT_VERSION, version)
             return None if row is None else _stored(row)
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            row = await conn.fetchrow(_SELECT_VERSION_TEXT, version)
-            if row is None:
-                return None
-            lists = await conn.fetch(_SELECT_LISTS_TEXT, version)
-    stored = _stored(row)
-    return dataclasses.replace(stored, lists_text=tuple((r["name"], r["entries"]) for r in lists))
+        return await _load_text(conn, _SELECT_VERSION_TEXT, version)
 
 
 async def list_versions(pool: Pool, *, limit: int = 20) -> list[StoredPolicy]:
