@@ -81,9 +81,7 @@ class EventWriter:
                 inserted = await insert_events(conn, [p.event for p in batch])
                 # Notifications commit with their event rows: a stored event always has them.
                 await write_outbox(conn, _inserted_once(batch, inserted))
-                unsent = await pending_for_events(
-                    conn, list({(p.event.provider, p.event.idempotency_key): 0 for p in batch})
-                )
+                unsent = await pending_for_events(conn, list(_keys(batch)))
         except asyncpg.PostgresError as e:
             if len(batch) > 1 and not isinstance(e, TRANSIENT_DB):
                 # One bad row fails the whole statement: write the rows one by one, so only the
