@@ -61,7 +61,5 @@ async def count_dead_letters(pool: Pool, gauge: Gauge, *, interval_s: float = CE
 @contextlib.asynccontextmanager
 async def health_resources(ctx: JobCtx) -> AsyncIterator[None]:
     d = deps(ctx)
-    async with health_probes(d.pool, d.redis, d.keys, d.metrics) as postgres:
-        # Jobs that learn Postgres is away may record it at once instead of at the next probe.
-        d.runtimes["postgres_health"] = postgres
+    async with health_probes(d.pool, d.redis, d.keys, d.metrics):
         yield
