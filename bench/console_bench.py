@@ -30,6 +30,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.harness import private_database
 from gateway.console.app import create_console_app
 from gateway.console.keys import ConsoleOptions
 from shared.config import Settings
@@ -192,18 +193,11 @@ async def _measure(dsn: str, events: int, rounds: int) -> list[dict[str, object]
 
 
 async def main(events: int, rounds: int) -> None:
-    name = f"callgate_console_bench_{os.getpid()}"
-    base = ADMIN.rpartition("/")[0]
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        print(f"filling {events} events into a private database {name} ...")
-        fill = await _fill(f"{base}/{name}", events)
+    async with private_database(ADMIN, "callgate_console_bench") as dsn:
+        print(f"filling {events} events into a private database {dsn.rpartition('/')[2]} ...")
+        fill = await _fill(dsn, events)
         print(fill)
-        rows = await _measure(f"{base}/{name}", events, rounds)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        rows = await _measure(dsn, events, rounds)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
         json.dumps(

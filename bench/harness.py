@@ -8,6 +8,7 @@ written as JSON under bench/results/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -17,8 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import asyncpg
 
 from callgate.embedded import free_port, port_answers
 
@@ -129,6 +133,19 @@ def run_wrk(
     )
 
 
+@contextlib.asynccontextmanager
+async def private_database(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A database of this run's own (`{prefix}_{pid}`), dropped afterwards; yields its DSN."""
+    name = f"{prefix}_{os.getpid()}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_dsn.rpartition('/')[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 def machine() -> dict[str, object]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
@@ -153,4 +170,4 @@ def report(bench: str, results: list[LoadResult], extra: dict[str, object]) -> N
     (RESULTS / f"{bench}.json").write_text(json.dumps(payload, indent=2))
 
 
-__all__ = ["LoadResult", "free_port", "report", "run_wrk", "start", "stop"]
+__all__ = ["LoadResult", "free_port", "private_database", "report", "run_wrk", "start", "stop"]

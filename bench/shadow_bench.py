@@ -27,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.harness import private_database
 from bench.policy_bench import build_document, requests, stored
 from shared.db import create_pool, migrate
 from shared.metrics import Metrics
@@ -143,16 +144,9 @@ def _cpu_us(step: object, evaluations: int) -> float:
 
 
 async def main(rows: int, evaluations: int) -> None:
-    name = f"callgate_shadow_bench_{os.getpid()}"
-    base = ADMIN.rpartition("/")[0]
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        print(f"recording {rows} decisions in a private database {name} ...")
-        test = await measure_test(f"{base}/{name}", rows)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with private_database(ADMIN, "callgate_shadow_bench") as dsn:
+        print(f"recording {rows} decisions in a private database {dsn.rpartition('/')[2]} ...")
+        test = await measure_test(dsn, rows)
     live = measure_shadow(evaluations)
     print(f"live answer, CPU per request: decide {live['decide']} µs,"
           f" + request recorded {live['decide_and_record']} µs, + shadow evaluated {live['decide_and_shadow']} µs"
