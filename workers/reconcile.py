@@ -40,8 +40,8 @@ from shared.waas.cobo_client import CoboWaasClient, WaasUnavailable
 from shared.waas.cobo_models import TSSRequest
 from workers.consumer import Retry
 from workers.deps import JobCtx, WorkerDeps, deps
-from workers.store import BACKOFF_S
 from workers.store import MAX_TRIES as STORE_MAX_TRIES
+from workers.store import backoff
 from workers.transient import POSTGRES_OR_REDIS as TRANSIENT
 from workers.tss_followups import PROVIDER, WEBHOOK_PROVIDER
 
@@ -114,8 +114,7 @@ async def reconcile_tss_request(
     try:
         return await reconcile(deps(ctx), client, wallet_uuid, tss_request_id, _report(report), due_at=due_at)
     except TRANSIENT as e:
-        try_ = int(ctx.get("job_try", 1))
-        raise Retry(defer=BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]) from e
+        raise Retry(defer=backoff(ctx)) from e
 
 
 def _report(value: object) -> Report | None:

@@ -34,7 +34,7 @@ async def store_event(ctx: JobCtx, envelope: object) -> str:
     try:
         return await persist(d, EventEnvelope.from_json(envelope))
     except TRANSIENT as e:
-        raise Retry(defer=_backoff(ctx)) from e
+        raise Retry(defer=backoff(ctx)) from e
     except (asyncpg.PostgresError, InvalidInput) as e:
         # The row itself is refused (a constraint, a value Postgres cannot hold): retrying cannot
         # help. Keep the job for a replay after a fix, and say so loudly.
@@ -44,12 +44,13 @@ async def store_event(ctx: JobCtx, envelope: object) -> str:
                 args = orjson.loads(jsonb_safe(orjson.dumps([envelope]).decode()))
                 await dead_letter(conn, STORE_EVENT, _ref(envelope), args, f"{type(e).__name__}: {e}")
         except TRANSIENT as again:
-            raise Retry(defer=_backoff(ctx)) from again
+            raise Retry(defer=backoff(ctx)) from again
         d.metrics.events_stored.labels(_provider(envelope), "dead_lettered").inc()
         return "dead_lettered"
 
 
-def _backoff(ctx: JobCtx) -> int:
+def backoff(ctx: JobCtx) -> int:
+    """The retry delay for this try of a job whose failure was transient (the ramp, then hourly)."""
     try_ = int(ctx.get("job_try", 1))
     return BACKOFF_S[min(try_, len(BACKOFF_S)) - 1]
 
