@@ -28,6 +28,7 @@ from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter
 
 from gateway.keys import METRICS
+from gateway.middleware import error_response
 from shared.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -129,17 +130,13 @@ class HeadDeadlineHandler(RequestHandler):
         self._rejections.labels(reason).inc()
         logger.debug("request head refused (%s) from %s: %s", reason, request.remote, exc)
         if too_large:
-            response = _error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "head_too_large", "request head too large")
+            response = error_response(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "head_too_large", "request head too large"
+            )
         else:
-            response = _error(HTTPStatus.BAD_REQUEST, "bad_request", "malformed HTTP request")
+            response = error_response(HTTPStatus.BAD_REQUEST, "bad_request", "malformed HTTP request")
         response.force_close()
         return response
-
-
-def _error(status: HTTPStatus, code: str, detail: str) -> web.Response:
-    return web.Response(
-        body=orjson.dumps({"error": code, "detail": detail}), status=status.value, content_type="application/json"
-    )
 
 
 class _Server(web.Server):
