@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.keys import SETTINGS
-from gateway.signing_child import frame, frames
+from gateway.signing_child import frame, frames, write_all
 from shared.providers.cobo_jwt import compact, rs256_signature, sign_rs256, signing_input
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ProcessSigner:
         der = key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        self._write(frame(der))
+        write_all(self._to, frame(der))
         os.set_blocking(self._from, False)
         self._queued: list[tuple[bytes, asyncio.Future[bytes]]] = []
         self._waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
@@ -109,18 +109,13 @@ class ProcessSigner:
             return
         batch, self._queued = self._queued[:room], self._queued[room:]
         try:
-            self._write(b"".join(frame(data) for data, _ in batch))
+            write_all(self._to, b"".join(frame(data) for data, _ in batch))
         except OSError as e:
             self._close(e)
             for _, future in batch:
                 future.set_result(b"")
             return
         self._waiting.extend(future for _, future in batch)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._to, view) :]
 
     def _on_readable(self) -> None:
         try:

@@ -56,7 +56,7 @@ def serve(source: int, sink: int) -> None:
                 answers.append(frame(rs256_signature(data, key)))
             except ValueError:
                 answers.append(frame(b""))  # the gateway signs that one itself
-        _write(sink, b"".join(answers))
+        write_all(sink, b"".join(answers))
 
 
 def _load(der: bytes) -> rsa.RSAPrivateKey:
@@ -66,7 +66,8 @@ def _load(der: bytes) -> rsa.RSAPrivateKey:
     return key
 
 
-def _write(sink: int, data: bytes) -> None:
+def write_all(sink: int, data: bytes) -> None:
+    """Write all of `data` to the blocking descriptor `sink` (os.write may take only part)."""
     view = memoryview(data)
     while view:
         view = view[os.write(sink, view) :]
