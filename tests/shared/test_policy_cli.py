@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
 
 from callgate.cli import main
-from shared.db import Pool
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "policy.example.yaml"
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, db: Pool) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("CALLGATE_KEY_PREFIX", f"test-{secrets.token_hex(4)}")
-    monkeypatch.setenv("CALLGATE_LOG_JSON", "false")
-
-
-def test_policy_check_publish_and_show(env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policy_check_publish_and_show(cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "check", str(EXAMPLE)]) == 0
     assert "valid" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
@@ -47,7 +37,7 @@ def test_policy_check_publish_and_show(env: None, tmp_path: Path, capsys: pytest
     assert "active" in capsys.readouterr().out
 
 
-def test_orders_add_and_list(env: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_orders_add_and_list(cli_env: None, capsys: pytest.CaptureFixture[str]) -> None:
     order = ["--provider", "uuwallet", "--ref", "cb-5", "--chain", "tron", "--asset", "usdt",
              "--destination", "TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE", "--amount", "10"]  # fmt: skip
     assert main(["orders", "add", *order, "--expires-in", "600", "--extra", "tenantUserId=u-1"]) == 0

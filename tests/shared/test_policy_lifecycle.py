@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from callgate.cli import main
-from shared.db import Pool
 from shared.errors import PolicyError
 from shared.policy.model import DecisionRequest, Operation, Transfer
 from shared.policy.replay import recorded_request
@@ -36,14 +34,6 @@ NEW = {
 }
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, db: Pool) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("CALLGATE_KEY_PREFIX", f"test-{secrets.token_hex(4)}")
-    monkeypatch.setenv("CALLGATE_LOG_JSON", "false")
-
-
 def write(tmp_path: Path, name: str, document: object) -> str:
     path = tmp_path / name
     path.write_text(json.dumps(document))
@@ -51,7 +41,7 @@ def write(tmp_path: Path, name: str, document: object) -> str:
 
 
 def test_diff_shows_added_removed_and_changed_rules_exactly(
-    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["policy", "publish", write(tmp_path, "old.json", OLD)]) == 0
     assert main(["policy", "publish", write(tmp_path, "new.json", NEW)]) == 0
@@ -91,7 +81,7 @@ def test_diff_shows_added_removed_and_changed_rules_exactly(
     assert "no policy version 9" in capsys.readouterr().out
 
 
-def test_promote_and_rollback_verbs(env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_promote_and_rollback_verbs(cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "rollback"]) == 1
     assert "no earlier active version" in capsys.readouterr().out
     assert main(["policy", "publish", write(tmp_path, "old.json", OLD)]) == 0
@@ -112,7 +102,7 @@ def test_promote_and_rollback_verbs(env: None, tmp_path: Path, capsys: pytest.Ca
 
 
 def test_policy_test_refuses_a_bad_window_and_a_bad_candidate(
-    env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cli_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit):
         main(["policy", "test", write(tmp_path, "old.json", OLD), "--since", "yesterday"])
