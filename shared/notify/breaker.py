@@ -13,13 +13,11 @@ other delivery for it waits without touching the network, and no other subscribe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from shared.keys import RedisKeys
-from shared.risk.velocity import ScriptRunner
+from shared.risk.velocity import ScriptRunner, run_script
 
 # KEYS: state hash, in-flight zset. ARGV: now ms, token, slot ttl ms, max in-flight.
 # Returns {wait_ms, state}: wait_ms 0 means go (a slot is held under `token`);
@@ -98,7 +96,7 @@ class Breaker:
         run: ScriptRunner | None = None,
     ) -> None:
         self._redis = redis
-        self._run = run
+        self._run = run or run_script
         self._keys = keys
         self._threshold = threshold
         self._cooldown_ms = int(cooldown_s * 1000)
@@ -114,7 +112,7 @@ class Breaker:
     async def acquire(self, subscriber_id: int, token: str, now: float) -> Gate:
         """Take an attempt slot unless the breaker is open or the subscriber is at its cap."""
         args: list[str | int] = [int(now * 1000), token, self._slot_ttl_ms, self._max_inflight]
-        wait_ms, state = await self._call(self._acquire, self._names(subscriber_id), args)
+        wait_ms, state = await self._run(self._acquire, self._names(subscriber_id), args)
         return Gate(int(wait_ms) / 1000, _STATES[int(state)])
 
     async def release(self, subscriber_id: int, token: str, *, ok: bool, now: float) -> int:
@@ -127,10 +125,7 @@ class Breaker:
             self._cooldown_ms,
             STATE_TTL_MS,
         ]
-        return int(await self._call(self._release, self._names(subscriber_id), args))
-
-    async def _call(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
-        return await (self._run(script, keys, args) if self._run else script(keys=keys, args=args))
+        return int(await self._run(self._release, self._names(subscriber_id), args))
 
     async def state(self, subscriber_id: int, now: float) -> str:
         """closed, open or half_open (cooldown over, waiting for a probe): for `subscribers list`."""

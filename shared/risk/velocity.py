@@ -18,6 +18,12 @@ from redis.commands.core import AsyncScript
 # How a script call is made: directly, or batched with other callers' (workers.batching).
 ScriptRunner = Callable[[AsyncScript, Sequence[str], Sequence[str | int]], Awaitable[Any]]
 
+
+async def run_script(script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    """The direct `ScriptRunner`: one script call, one round trip."""
+    return await script(keys=list(keys), args=list(args))
+
+
 # KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then per window its
 # length (ms) and whether to sum amounts (1/0). Returns, per key, per window: {count, sum}.
 # Counting is ZCOUNT (O(log n)); summing walks the window's members, so only windows with an
@@ -58,7 +64,7 @@ class Velocity:
     def __init__(self, redis: Redis, prefix: str, *, run: ScriptRunner | None = None) -> None:
         self._prefix = prefix
         self._script = redis.register_script(_ADD_AND_MEASURE)
-        self._run = run
+        self._run = run or run_script
 
     async def add(
         self,
@@ -80,7 +86,7 @@ class Velocity:
         args: list[str | int] = [int(at * 1000), f"{event}|{amount or 0}", max(windows_s) * 1000, len(windows_s)]
         for window, wanted in zip(windows_s, summed or [False] * len(windows_s), strict=True):
             args += [window * 1000, 1 if wanted else 0]
-        flat = await (self._run(self._script, keys, args) if self._run else self._script(keys=keys, args=args))
+        flat = await self._run(self._script, keys, args)
         measures = []
         for i, (count, total) in enumerate(flat):
             scope, window = scopes[i // len(windows_s)], windows_s[i % len(windows_s)]
