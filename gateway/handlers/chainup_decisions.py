@@ -21,7 +21,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.decisions import DECISIONS
-from gateway.handlers.common import count, envelope, hand_off
+from gateway.handlers.common import POLICY_AUDIT, count, envelope, hand_off
 from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS_KEYS
 from shared.jobs import EventEnvelope, JsonObject, key_hash
 from shared.policy import shadow
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 _ORDER_REQUIRED = ExpectedOrderRule("registered_order_required", Scope())
 _TRANSIENT = frozenset({"no_policy", "order_not_found", "order_registry_unavailable"})
 _REPLAY = Reason("request_id_replayed", "", "this request was already answered for different content")
-_AUDIT = web.RequestKey("policy_audit", dict)  # what `event_for` stores beside the verdict
 
 
 def decide_now(request: web.Request, provider: str, question: DecisionRequest, *, need_order: bool = False) -> Decision:
@@ -51,7 +50,9 @@ def decide_now(request: web.Request, provider: str, question: DecisionRequest, *
             decision = Decision(Action.REJECT, (verdict,), decision.policy_version)
     request.app[METRICS].decision_seconds.labels(provider).observe(time.perf_counter() - started)
     # The policy's own verdict (before the order requirement), as the shadow's is.
-    request[_AUDIT] = shadow.audit(request.app.get(POLICY), question, own, orders=orders, metrics=request.app[METRICS])
+    request[POLICY_AUDIT] = shadow.audit(
+        request.app.get(POLICY), question, own, orders=orders, metrics=request.app[METRICS]
+    )
     return decision
 
 
@@ -135,7 +136,7 @@ def event_for(
         body=body,
         payload=payload,
         status="received" if decision is None else decision.action.value.lower(),
-        decision=None if decision is None else _decision_json(decision) | request.get(_AUDIT, {}),
+        decision=None if decision is None else _decision_json(decision) | request.get(POLICY_AUDIT, {}),
         policy_version=None if decision is None else decision.policy_version,
     )
 

@@ -12,6 +12,10 @@ from gateway.middleware import REQUEST_ID
 from shared.errors import QueueUnavailable
 from shared.jobs import STORE_EVENT, EventEnvelope, JsonObject, scrub_headers
 
+# The policy audit (`shared.policy.shadow.audit`) of a synchronous route's decision, kept until
+# its event envelope is built and stored beside the verdict.
+POLICY_AUDIT = web.RequestKey("policy_audit", dict)
+
 
 def count(request: web.Request, provider: str, outcome: str) -> None:
     """Count a callback outcome; `outcome` must come from a fixed set (see shared.metrics)."""

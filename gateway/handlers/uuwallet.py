@@ -17,7 +17,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.decisions import DECISIONS
-from gateway.handlers.common import count, envelope, hand_off, read_body
+from gateway.handlers.common import POLICY_AUDIT, count, envelope, hand_off, read_body
 from gateway.ingest import Outcome
 from gateway.keys import INGESTOR, METRICS, ORDERS, POLICY, REDIS_KEYS, SETTINGS, OrderBook
 from gateway.middleware import REQUEST_ID
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = uu.PROVIDER
 _HTTP_STATUS = {uu.ErrCode.OK: 200, uu.ErrCode.INVALID: 400, uu.ErrCode.REJECTED: 200, uu.ErrCode.UNAVAILABLE: 503}
-_AUDIT = web.RequestKey("policy_audit", dict)  # what the envelope stores beside the verdict
 
 
 def _reply(
@@ -103,7 +102,7 @@ async def callback(request: web.Request) -> web.Response:
         body=body,
         payload=uu.to_payload(cb),
         status="held" if held else "received",
-        decision=_decision_json(decision) | request.get(_AUDIT, {}) if decision is not None else None,
+        decision=_decision_json(decision) | request.get(POLICY_AUDIT, {}) if decision is not None else None,
         policy_version=decision.policy_version if decision is not None else None,
     )
     outcome = await hand_off(request, event)
@@ -124,7 +123,7 @@ def _decide(request: web.Request, kind: str, question: DecisionRequest, orders: 
     decision = decide(_snapshot(request), question, orders=orders)
     metrics = request.app[METRICS]
     metrics.decision_seconds.labels(PROVIDER).observe(time.perf_counter() - started)
-    request[_AUDIT] = shadow.audit(request.app.get(POLICY), question, decision, orders=orders, metrics=metrics)
+    request[POLICY_AUDIT] = shadow.audit(request.app.get(POLICY), question, decision, orders=orders, metrics=metrics)
     reason = decision.reasons[0].code if decision.reasons else ""
     metrics.decisions.labels(PROVIDER, kind, decision.action.value, reason).inc()
     return decision
@@ -183,7 +182,7 @@ async def _confirm(request: web.Request, config: UuWalletSettings, body: bytes, 
         body=body,
         payload=uu.to_payload(cb),
         status="approved" if decision.action is Action.APPROVE else "rejected",
-        decision=_decision_json(decision) | request.get(_AUDIT, {}),
+        decision=_decision_json(decision) | request.get(POLICY_AUDIT, {}),
         policy_version=decision.policy_version,
     )
     earlier = await request.app[DECISIONS].decide_once(memo_key, memo, request.app[INGESTOR].item_for(event))
