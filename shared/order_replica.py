@@ -90,7 +90,6 @@ class OrderReplica:
         self._next_prune = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self.reloads = 0  # full reloads done (the metric counts them by cause, when there is one)
 
     def lookup(self, provider: str, order_ref: str) -> ExpectedOrder | None:
         return self._orders.get((provider, order_ref))
@@ -210,8 +209,6 @@ class OrderReplica:
         return True
 
     def _observe_reload(self, cause: str) -> None:
-        if cause != "failed":
-            self.reloads += 1
         if self._metrics is not None:
             self._metrics.orders_replica_reloads.labels(cause).inc()
             self._metrics.orders_replica_size.set(len(self._orders))

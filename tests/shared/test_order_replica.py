@@ -22,6 +22,7 @@ from gateway.keys import METRICS, ORDERS
 from shared.config import Settings
 from shared.db import Pool
 from shared.keys import RedisKeys
+from shared.metrics import Metrics
 from shared.order_replica import OrderReplica
 from shared.orders import confirm, field_name, parse_order, register, resync
 from shared.policy.model import OrderView
@@ -47,8 +48,11 @@ def keys(own_settings: Settings) -> RedisKeys:
     return RedisKeys(own_settings.key_prefix)
 
 
+RELOADS = "callgate_orders_replica_reloads_total"
+
+
 def reloads(gateway: Gateway, cause: str) -> float:
-    return sample_value(gateway.app[METRICS], "callgate_orders_replica_reloads_total", {"cause": cause})
+    return sample_value(gateway.app[METRICS], RELOADS, {"cause": cause})
 
 
 def all_confirmed(replica: OrderView, refs: list[str]) -> Callable[[], bool]:
@@ -139,14 +143,17 @@ async def test_a_flushed_redis_is_recovered(
 async def test_announcements_during_a_reload_are_replayed_on_top_of_it(
     db: Pool, redis: Redis, keys: RedisKeys, stream: Callable[[], Awaitable[list[str]]]
 ) -> None:
-    replica = OrderReplica(redis, keys, poll_interval_s=30.0)
+    metrics = Metrics()
+    replica = OrderReplica(redis, keys, poll_interval_s=30.0, metrics=metrics)
     await replica.start()
     try:
         for _ in range(20):  # each snapshot is read while announcements keep coming
             await replica.reload("poll")
         done = await stream()
         await until(all_confirmed(replica, done), within_s=1.0)
-        assert replica.reloads == 21  # start and ours: no gap found among the held announcements
+        # Start and ours: no gap found among the held announcements.
+        counted = {cause: sample_value(metrics, RELOADS, {"cause": cause}) for cause in ("start", "poll", "gap")}
+        assert counted == {"start": 1.0, "poll": 20.0, "gap": 0.0}
     finally:
         await replica.stop()
 
