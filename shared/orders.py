@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
@@ -316,9 +316,12 @@ async def prune_expired(redis: Redis, keys: RedisKeys, *, older_than_s: float, l
 async def persist_confirmations(pool: Pool, redis: Redis, keys: RedisKeys, *, limit: int | None = None) -> int:
     """Write confirmations made in Redis to Postgres (idempotent), at most `limit` of them (a
     caller that must stop soon works in batches); returns how many were written."""
-    fields = await cast(Awaitable[set[bytes]], redis.smembers(keys.orders_unpersisted))
+    # A batch is read as a batch: the whole set again for each one would make a backlog quadratic.
+    unpersisted = keys.orders_unpersisted
+    read = redis.smembers(unpersisted) if limit is None else redis.srandmember(unpersisted, limit)
+    fields = await cast(Awaitable[Iterable[bytes]], read)
     written = 0
-    for raw in list(fields)[:limit]:
+    for raw in fields:
         field = raw.decode()
         at = await cast(Awaitable[bytes | None], redis.hget(keys.orders_confirmed, field))
         provider, _, order_ref = field.partition("\n")
