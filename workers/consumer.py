@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import signal
 import time
@@ -234,14 +235,13 @@ class Consumer:
         claims = await self._claim(free) if free >= self._min_claim or (free and not self._running) else []
         for claim in claims:
             self._running[claim.job_id] = task = asyncio.create_task(self._run(claim), name=f"job {claim.job_id}")
-            task.add_done_callback(self._forget)
+            task.add_done_callback(functools.partial(self._forget, claim.job_id))
         await self._record_health()
         return len(claims)
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        for job_id, t in list(self._running.items()):
-            if t is task:
-                del self._running[job_id]
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._running.get(job_id) is task:
+            del self._running[job_id]
         self._wake.set()
 
     async def _drain(self, grace_s: float) -> None:
