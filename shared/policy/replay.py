@@ -71,9 +71,7 @@ async def replay_recorded(pool: Pool, candidate: PolicySnapshot, *, limit: int =
     """Decide the latest `limit` recorded requests under `candidate`; report what would change."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(_RECORDED, limit)
-    stored = await list_orders(pool, limit=MAX_ORDERS)
-    orders = _Orders({(s.order.provider, s.order.order_ref): dataclasses.replace(s.order, confirmed=False)
-                      for s in stored})  # fmt: skip
+    orders = await _current_orders(pool)
     changes: list[Change] = []
     unreadable = 0
     for row in rows:
