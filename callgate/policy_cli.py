@@ -127,12 +127,7 @@ def _report(result: Published) -> int:
 
 
 async def _activate(args: argparse.Namespace, pool: Pool, redis: Redis, keys: RedisKeys) -> int:
-    try:
-        result = await activate(pool, redis, keys, args.version, published_by=args.by or getpass.getuser())
-    except PolicyError as e:
-        print(f"callgate policy: refused: {e}")
-        return 1
-    return _report(result)
+    return await _lifecycle(activate(pool, redis, keys, args.version, published_by=args.by or getpass.getuser()))
 
 
 # -- lifecycle: test against recorded traffic, promote a shadow, roll back, compare versions -----
@@ -211,6 +206,7 @@ async def _rollback(args: argparse.Namespace, pool: Pool, redis: Redis, keys: Re
 
 
 async def _lifecycle(step: Awaitable[Published]) -> int:
+    """Run an activation (`activate`, `promote`, `rollback`) and report it; 1 when refused."""
     try:
         return _report(await step)
     except PolicyError as e:
