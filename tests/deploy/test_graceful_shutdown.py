@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -26,7 +25,7 @@ from callgate.demo import wyre_transaction
 from shared.config import Settings
 from tests.conftest import WYRE_TOKEN
 from tests.deploy.manifests import ROOT
-from tests.deploy.test_process_metrics import _free_run
+from tests.deploy.test_process_metrics import _free_run, _wait_for
 from tests.forwarder import forwarding
 
 
@@ -57,7 +56,7 @@ async def test_sigterm_finishes_the_callback_in_flight_then_exits(
                 sys.executable, "-m", "callgate.cli", "gateway", env=env, cwd=ROOT, stdout=log, stderr=log
             )
         try:
-            await _healthy(port)
+            await _wait_for(f"http://127.0.0.1:{port}/healthz", asyncio.get_running_loop().time() + 30)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             body = wyre_transaction("CONFIRMED", "TR_DRAIN1")
             head = (
@@ -85,16 +84,3 @@ async def test_sigterm_finishes_the_callback_in_flight_then_exits(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-
-
-async def _healthy(port: int) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("gateway not healthy within 30 s")
