@@ -11,8 +11,6 @@ import asyncio
 import datetime as dt
 import time
 
-from redis.asyncio import Redis
-
 from shared.config import Settings
 from shared.db import Pool, create_pool
 from shared.errors import InvalidInput
@@ -109,21 +107,19 @@ async def _subscribers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _list(pool: Pool, settings: Settings) -> int:
-    arq = await _arq(settings)
+    redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
     try:
-        breaker = Breaker(arq, RedisKeys(settings.key_prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1)
+        breaker = Breaker(
+            redis, RedisKeys(settings.key_prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1
+        )
         async with pool.acquire() as conn:
             for s in await subscribers.list_all(conn):
                 state = "enabled" if s.enabled else f"disabled ({s.disabled_reason})"
                 types = ",".join(s.event_types) or "*"
                 print(f"{s.id}\t{s.name}\t{state}\tbreaker={await breaker.state(s.id, time.time())}\t{types}\t{s.url}")
     finally:
-        await arq.aclose()
+        await redis.aclose()
     return 0
-
-
-async def _arq(settings: Settings) -> Redis:
-    return create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
 
 
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,7 +131,7 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         statuses=tuple(args.status or (replay.STATUSES if args.ids else ("dead",))),
     )
     pool = await create_pool(settings.database_url, max_size=2)
-    arq = await _arq(settings)
+    redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
     try:
         async with pool.acquire() as conn:
             picked = await replay.notifications(conn, selection)
@@ -148,13 +144,13 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         jobs = [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
         jobs += [NewJob(letter.job, tuple(letter.args), f"replay:{letter.id}") for letter in letters]
         # One round trip for all of them; each is a no-op if that attempt or letter is already queued.
-        await enqueue_jobs(arq, settings.queue_name, jobs)
+        await enqueue_jobs(redis, settings.queue_name, jobs)
         for notification_id, attempt in picked:
             print(f"notification {notification_id} attempt {attempt}")
         for letter in letters:
             print(f"dead letter {letter.id} {letter.job}")
     finally:
-        await arq.aclose()
+        await redis.aclose()
         await pool.close()
     print(f"replayed {len(picked)} notifications, {len(letters)} dead letters")
     return 0
