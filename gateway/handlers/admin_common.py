@@ -30,6 +30,7 @@ REDIS_DOWN = (RedisError, OSError, TimeoutError)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _OUTCOMES = {400: "invalid", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "too_large"}
 _OUTCOMES |= {422: "refused", 503: "unavailable"}
+MAX_LIST = 1000  # rows a list route answers at most
 
 
 def counted(handler: Handler) -> Handler:
@@ -60,6 +61,14 @@ async def json_object(request: web.Request, *fields: str) -> dict[str, Any] | we
     if unknown := sorted(set(data) - set(fields)):
         return error_response(400, "invalid", f"unknown fields {unknown}; expected some of {sorted(fields)}")
     return data
+
+
+def query_limit(request: web.Request, *, default: int = 100) -> int | web.Response:
+    """The `limit` query parameter of a list route (1 to MAX_LIST, `default` when absent), or the 400."""
+    limit = request.query.get("limit", str(default))
+    if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
+        return error_response(400, "invalid", f"limit: an integer from 1 to {MAX_LIST}")
+    return int(limit)
 
 
 def text(data: dict[str, Any], field: str, *, max_length: int) -> str | None:

@@ -15,6 +15,7 @@ import asyncpg
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway.handlers.admin_common import query_limit
 from gateway.keys import REDIS, REDIS_KEYS, SETTINGS
 from gateway.live import DATABASE
 from gateway.middleware import error_response
@@ -24,7 +25,6 @@ from shared.orders import OrderConflict, StoredOrder, list_orders, order_to_data
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = (RedisError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-MAX_LIST = 1000
 
 
 def refusal(request: web.Request) -> web.Response | None:
@@ -63,11 +63,10 @@ async def get_orders(request: web.Request) -> web.Response:
     if (refused := refusal(request)) is not None:
         return refused
     provider = request.query.get("provider") or None
-    limit_text = request.query.get("limit", "100")
-    if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST:
-        return error_response(400, "invalid", f"limit: an integer from 1 to {MAX_LIST}")
+    if isinstance(limit := query_limit(request), web.Response):
+        return limit
     try:
-        orders = await list_orders(request.app[DATABASE], provider=provider, limit=int(limit_text))
+        orders = await list_orders(request.app[DATABASE], provider=provider, limit=limit)
     except _UNAVAILABLE as e:
         logger.warning("order listing unavailable: %s", type(e).__name__)
         return error_response(503, "unavailable", "the registry cannot be read now; retry")

@@ -22,7 +22,15 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway import replays
-from gateway.handlers.admin_common import POSTGRES_DOWN, json_object, postgres_answered, text, texts, unavailable
+from gateway.handlers.admin_common import (
+    POSTGRES_DOWN,
+    json_object,
+    postgres_answered,
+    query_limit,
+    text,
+    texts,
+    unavailable,
+)
 from gateway.handlers.admin_orders import refusal
 from gateway.keys import INGESTOR
 from gateway.live import DATABASE
@@ -33,7 +41,6 @@ from shared.notify import replay
 logger = logging.getLogger(__name__)
 
 MAX_IDS = 1000
-MAX_LIST = 1000
 
 
 async def replay_notifications(request: web.Request) -> web.Response:
@@ -64,12 +71,11 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     if (refused := refusal(request)) is not None:
         return refused
     job = request.query.get("job") or None
-    limit = request.query.get("limit", "100")
-    if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
-        return error_response(400, "invalid", f"limit: an integer from 1 to {MAX_LIST}")
+    if isinstance(limit := query_limit(request), web.Response):
+        return limit
     try:
         async with request.app[DATABASE].acquire() as conn:
-            letters = await replays.open_letters(conn, job=job, limit=int(limit))
+            letters = await replays.open_letters(conn, job=job, limit=limit)
     except POSTGRES_DOWN as e:
         return unavailable(request, "dead letter list", e, postgres=True)
     postgres_answered(request)
