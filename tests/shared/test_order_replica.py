@@ -27,6 +27,7 @@ from shared.order_replica import OrderReplica
 from shared.orders import confirm, field_name, parse_order, register, resync
 from shared.policy.model import OrderView
 from tests.conftest import sample_value
+from tests.shared.test_policy_store import until
 
 Gateway = TestClient[web.Request, web.Application]
 DESTINATION = "0xAbC0000000000000000000000000000000000001"
@@ -57,13 +58,6 @@ def reloads(gateway: Gateway, cause: str) -> float:
 
 def all_confirmed(replica: OrderView, refs: list[str]) -> Callable[[], bool]:
     return lambda: all(getattr(replica.lookup("chainup_waas", ref), "confirmed", False) for ref in refs)
-
-
-async def until(condition: Callable[[], bool], *, within_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
