@@ -151,16 +151,6 @@ _POLICY_TEXT = {
 }
 
 
-def _admin_policy(ok: dict[str, Schema], *, request: Schema | None = None) -> Spec:
-    """The admin policy API: JSON answers, the fixed error shape, the admin bearer token."""
-    errors = {
-        "400": _error("A bad parameter or body (named)."),
-        "422": _error("Refused: the document or the operation does not pass its checks."),
-        **_ADMIN_ERRORS,
-    }
-    return Spec({**ok, **errors}, request=request, security=("adminToken",), tags=("admin",))
-
-
 def _admin(ok: dict[str, Schema], *, request: Schema | None = None, **errors: str) -> Spec:
     """An admin route: JSON answers, the fixed error shape (400 and the given ones), the bearer token."""
     refusals = {"400": _error("A bad parameter or body (named).")}
@@ -168,6 +158,11 @@ def _admin(ok: dict[str, Schema], *, request: Schema | None = None, **errors: st
     unavailable = {"503": _error("PostgreSQL or Redis cannot be reached now; retry (the detail says what was done).")}
     responses = {**ok, **refusals, **_ADMIN_ERRORS, **unavailable}
     return Spec(responses, request=request, security=("adminToken",), tags=("admin",))
+
+
+def _admin_policy(ok: dict[str, Schema], *, request: Schema | None = None) -> Spec:
+    """The admin policy API: an admin route that also refuses a document or an operation (422)."""
+    return _admin(ok, request=request, e422="Refused: the document or the operation does not pass its checks.")
 
 
 def _json_body(schema: Schema, *, required: bool = True) -> Schema:
