@@ -54,7 +54,7 @@ async def notifications(pool: Pool, queue: JobQueue, selection: replay.Selection
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, selection)
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    await queue.enqueue_many(_deliveries(picked))
+    await queue.enqueue_many(deliveries(picked))
     return picked
 
 
@@ -78,7 +78,7 @@ async def letters(pool: Pool, queue: JobQueue, ids: Sequence[int]) -> LetterRepl
         )
     # The job ids `callgate replay` and the console use: a letter replayed twice is queued once.
     await queue.enqueue_many(
-        _deliveries(picked) + [NewJob(r["job"], tuple(r["args"]), f"replay:{r['id']}") for r in others]
+        deliveries(picked) + [NewJob(r["job"], tuple(r["args"]), f"replay:{r['id']}") for r in others]
     )
     found = {n for n, _ in picked}  # a letter whose notification row is gone stays open
     replayed = sorted([(r["id"], DELIVER_NOTIFICATION) for r in refs if r["ref"] in found])
@@ -87,5 +87,6 @@ async def letters(pool: Pool, queue: JobQueue, ids: Sequence[int]) -> LetterRepl
     return LetterReplay(replayed, sorted({i for i in ids if i not in done}))
 
 
-def _deliveries(picked: Sequence[tuple[str, int]]) -> list[NewJob]:
+def deliveries(picked: Sequence[tuple[str, int]]) -> list[NewJob]:
+    """The delivery jobs of replayed notifications, (id, attempt) each, under their workers' job ids."""
     return [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]

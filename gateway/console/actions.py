@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 
+from gateway import replays
 from shared.db import Pool
-from shared.jobs import DELIVER_NOTIFICATION
-from shared.jobs import delivery_job_id as job_id
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
@@ -32,8 +31,7 @@ async def replay_notifications(
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, replay.Selection(ids=ids, subscriber=subscriber))
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    jobs = [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
-    await enqueue_jobs(arq, arq.default_queue_name, jobs)
+    await enqueue_jobs(arq, arq.default_queue_name, replays.deliveries(picked))
     return len(picked)
 
 
