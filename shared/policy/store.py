@@ -195,7 +195,7 @@ async def _load_text(conn: Connection, query: str, *args: object) -> StoredPolic
 
 
 async def active_version(pool: Pool) -> int | None:
-    """Just the active version number: the cheap query of the holders' periodic check."""
+    """Just the active version number (`callgate dev`; the holders check `versions_in_effect`)."""
     async with pool.acquire() as conn:
         version = await conn.fetchval("SELECT version FROM policies WHERE state = 'active'")
     return None if version is None else int(version)
