@@ -14,12 +14,10 @@ import time
 from shared.config import Settings
 from shared.db import Pool, create_pool
 from shared.errors import InvalidInput
-from shared.jobs import DELIVER_NOTIFICATION
-from shared.jobs import delivery_job_id as job_id
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
-from shared.queue import NewJob, enqueue_jobs
+from shared.queue import enqueue_jobs
 from shared.redis import create_redis
 
 
@@ -141,8 +139,7 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
                 else []
             )
         # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-        jobs = [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]
-        jobs += [NewJob(letter.job, tuple(letter.args), f"replay:{letter.id}") for letter in letters]
+        jobs = replay.delivery_jobs(picked) + [replay.letter_job(x.job, x.args, x.id) for x in letters]
         # One round trip for all of them; each is a no-op if that attempt or letter is already queued.
         await enqueue_jobs(redis, settings.queue_name, jobs)
         for notification_id, attempt in picked:

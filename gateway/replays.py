@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from shared.db import Connection, Pool
 from shared.jobs import DELIVER_NOTIFICATION
-from shared.jobs import delivery_job_id as job_id
 from shared.notify import replay
-from shared.queue import JobQueue, NewJob
+from shared.queue import JobQueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ async def notifications(pool: Pool, queue: JobQueue, selection: replay.Selection
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, selection)
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    await queue.enqueue_many(deliveries(picked))
+    await queue.enqueue_many(replay.delivery_jobs(picked))
     return picked
 
 
@@ -78,15 +77,10 @@ async def letters(pool: Pool, queue: JobQueue, ids: Sequence[int]) -> LetterRepl
         )
     # The job ids `callgate replay` and the console use: a letter replayed twice is queued once.
     await queue.enqueue_many(
-        deliveries(picked) + [NewJob(r["job"], tuple(r["args"]), f"replay:{r['id']}") for r in others]
+        replay.delivery_jobs(picked) + [replay.letter_job(r["job"], r["args"], r["id"]) for r in others]
     )
     found = {n for n, _ in picked}  # a letter whose notification row is gone stays open
     replayed = sorted([(r["id"], DELIVER_NOTIFICATION) for r in refs if r["ref"] in found])
     replayed = sorted(replayed + [(r["id"], r["job"]) for r in others])
     done = {letter_id for letter_id, _ in replayed}
     return LetterReplay(replayed, sorted({i for i in ids if i not in done}))
-
-
-def deliveries(picked: Sequence[tuple[str, int]]) -> list[NewJob]:
-    """The delivery jobs of replayed notifications, (id, attempt) each, under their workers' job ids."""
-    return [NewJob(DELIVER_NOTIFICATION, (n, attempt), job_id(n, attempt)) for n, attempt in picked]

@@ -14,14 +14,13 @@ from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 
-from gateway import replays
 from shared.db import Pool
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
 from shared.policy import store
 from shared.policy.replay import ReplayReport, replay_recorded
-from shared.queue import NewJob, enqueue_jobs
+from shared.queue import enqueue_jobs
 
 
 async def replay_notifications(
@@ -31,7 +30,7 @@ async def replay_notifications(
     async with pool.acquire() as conn:
         picked = await replay.notifications(conn, replay.Selection(ids=ids, subscriber=subscriber))
     # Enqueued after the rows are reset: a job that ran first would find nothing to do.
-    await enqueue_jobs(arq, arq.default_queue_name, replays.deliveries(picked))
+    await enqueue_jobs(arq, arq.default_queue_name, replay.delivery_jobs(picked))
     return len(picked)
 
 
@@ -39,7 +38,7 @@ async def replay_job_letters(pool: Pool, arq: ArqRedis, job: str) -> int:
     """Re-enqueue every open dead letter of one (non-notification) job with its arguments."""
     async with pool.acquire() as conn:
         letters = await replay.dead_letters(conn, job=job)
-    await enqueue_jobs(arq, arq.default_queue_name, [NewJob(x.job, tuple(x.args), f"replay:{x.id}") for x in letters])
+    await enqueue_jobs(arq, arq.default_queue_name, [replay.letter_job(x.job, x.args, x.id) for x in letters])
     return len(letters)
 
 

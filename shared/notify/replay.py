@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.db import Connection
-from shared.jobs import DELIVER_NOTIFICATION
+from shared.jobs import DELIVER_NOTIFICATION, delivery_job_id
+from shared.queue import NewJob
 
 STATUSES = ("pending", "delivered", "dead")
 
@@ -87,3 +88,16 @@ async def dead_letters(
         until,
     )
     return sorted((DeadLetter(r["id"], r["job"], list(r["args"])) for r in rows), key=lambda d: d.id)
+
+
+# The job ids every replay uses (CLI, admin API, console): replaying the same thing twice queues it once.
+
+
+def delivery_jobs(picked: Sequence[tuple[str, int]]) -> list[NewJob]:
+    """The delivery jobs of replayed notifications, (id, attempt) each, under the workers' job ids."""
+    return [NewJob(DELIVER_NOTIFICATION, (n, attempt), delivery_job_id(n, attempt)) for n, attempt in picked]
+
+
+def letter_job(job: str, args: Sequence[Any], letter_id: int) -> NewJob:
+    """A dead letter's job, enqueued again with its arguments."""
+    return NewJob(job, tuple(args), f"replay:{letter_id}")
