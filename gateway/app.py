@@ -54,7 +54,6 @@ async def _ingestor(app: web.Application) -> AsyncIterator[None]:
         app[REDIS],
         queue_name=settings.queue_name,
         dedup_ttl_s=settings.dedup_ttl_seconds,
-        memo_ttl_s=settings.memo_ttl_seconds,
     )
     ingestor = Ingestor(queue, Spool(settings.spool_dir), app[REDIS_KEYS], app[METRICS])
     await ingestor.start(replay_interval_s=settings.spool_replay_interval_seconds)

@@ -207,15 +207,15 @@ class Coalescer(Generic[T, R]):
 
 
 class JobQueue:
-    """Producer side of the queue: batched dedup+enqueue, follow-up jobs, the synchronous-answer memo."""
+    """Producer side of the queue: batched dedup+enqueue and follow-up jobs (the synchronous-answer
+    memo is `gateway.decisions`)."""
 
-    def __init__(self, redis: Redis, *, queue_name: str, dedup_ttl_s: int, memo_ttl_s: int) -> None:
+    def __init__(self, redis: Redis, *, queue_name: str, dedup_ttl_s: int) -> None:
         self._redis = redis
         self._queue = queue_name
         self._dedup_ttl_ms = dedup_ttl_s * 1000
         # Jobs must outlive any worker outage we want to survive; arq's 1-day default does not.
         self._job_ttl_ms = dedup_ttl_s * 1000
-        self._memo_ttl_ms = memo_ttl_s * 1000
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
         self._coalesced: Coalescer[NewJob, bool] = Coalescer(self._write_jobs)
 

@@ -91,7 +91,6 @@ def job_queue(settings: Settings, redis: Redis) -> JobQueue:
         redis,
         queue_name=settings.queue_name,
         dedup_ttl_s=settings.dedup_ttl_seconds,
-        memo_ttl_s=settings.memo_ttl_seconds,
     )
 
 

@@ -40,7 +40,7 @@ Job = Callable[..., Awaitable[Any]]
 
 
 def _queue(settings: Settings, redis: Redis) -> JobQueue:
-    return JobQueue(redis, queue_name=settings.queue_name, dedup_ttl_s=3600, memo_ttl_s=3600)
+    return JobQueue(redis, queue_name=settings.queue_name, dedup_ttl_s=3600)
 
 
 def _consumer(
