@@ -6,7 +6,8 @@ decides and answers the next requests; one gateway process keeps two cores busy.
 
 - `process` (the default): one signer process per gateway process (`gateway.signing_child`),
   fed through a pipe. The loop writes the signing inputs of one iteration in one write, and the
-  process answers what arrived together in one write.
+  process answers what arrived together in one write. A process that dies is replaced after a
+  backoff; meanwhile the loop signs (`callgate_signer_restarts_total` counts the replacements).
 - `thread`: one signer thread. `cryptography` releases the GIL while OpenSSL signs, but the
   thread needs the GIL back after every signature, and a loop that is busy running Python lets
   it go only at its next switch interval (5 ms): next to a busy loop a thread signed at about a
@@ -27,6 +28,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -34,8 +36,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.keys import SETTINGS
+from gateway.keys import METRICS, SETTINGS
 from gateway.signing_child import frame, frames, write_all
+from shared.metrics import Metrics
 from shared.providers.cobo_jwt import compact, rs256_signature, sign_rs256, signing_input
 
 logger = logging.getLogger(__name__)
@@ -54,37 +57,69 @@ class Signer(Protocol):
     async def stop(self) -> None: ...
 
 
-class ProcessSigner:
-    """Signs in a child process; falls back to signing on the loop if that process is gone."""
+class _Child:
+    """One signer process and its pipes: signing inputs go in as frames, signatures come back in order."""
 
-    def __init__(self, key: rsa.RSAPrivateKey, loop: asyncio.AbstractEventLoop) -> None:
-        self._key = key
-        self._loop = loop
-        self._proc = subprocess.Popen(
+    def __init__(self, key_der: bytes) -> None:
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.signing_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
         )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._to, self._from = self._proc.stdin.fileno(), self._proc.stdout.fileno()
-        der = key.private_bytes(
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.to, self.source = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self.started = time.monotonic()
+        self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self.buffer = bytearray()
+        write_all(self.to, frame(key_der))
+        os.set_blocking(self.source, False)
+
+    def close(self) -> None:
+        """Close its stdin: the process ends once it has answered what it was given."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
+    def reap(self) -> None:
+        """Wait for the process to end (blocking: run in an executor)."""
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+class ProcessSigner:
+    """Signs in a child process. If that process dies, what it held and what arrives meanwhile is
+    signed on the loop (slower, never unsigned), and a new process is started after a backoff
+    (RESTART_DELAYS_S; back to the first delay once a process has lived STABLE_S)."""
+
+    RESTART_DELAYS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    STABLE_S = 60.0
+
+    def __init__(self, key: rsa.RSAPrivateKey, loop: asyncio.AbstractEventLoop, metrics: Metrics | None = None) -> None:
+        self._key = key
+        self._loop = loop
+        self._metrics = metrics
+        # PKCS#8 DER, handed to each process over its pipe: never on disk or in argv.
+        self._der = key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        write_all(self._to, frame(der))
-        os.set_blocking(self._from, False)
         self._queued: list[tuple[bytes, asyncio.Future[bytes]]] = []
-        self._waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
-        self._buffer = bytearray()
         self._scheduled = False
-        self._alive = True
-        loop.add_reader(self._from, self._on_readable)
+        self._failures = 0  # consecutive short-lived processes: the index into RESTART_DELAYS_S
+        self._restart: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self._children: list[_Child] = []  # ended ones wait here to be reaped
+        self._child: _Child | None = self._start_child()
 
     @property
-    def pid(self) -> int:
-        """The signer process (operators may look for it; tests kill it)."""
-        return self._proc.pid
+    def pid(self) -> int | None:
+        """The current signer process, None while it is being replaced (operators look for it; tests kill it)."""
+        return self._child.proc.pid if self._child is not None else None
 
     async def sign(self, claims: dict[str, Any]) -> str:
         data = signing_input(claims)
-        if not self._alive:
+        if self._child is None:
             return compact(data, rs256_signature(data, self._key))
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._queued.append((data, future))
@@ -97,69 +132,113 @@ class ProcessSigner:
 
     async def stop(self) -> None:
         """Let the process finish what it was given, then end it."""
-        if self._waiting and self._alive:
-            await asyncio.wait(list(self._waiting), timeout=5)  # waiting does not cancel them
-        self._close(None)
-        await self._loop.run_in_executor(None, self._reap)
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+        child = self._child
+        if child is not None and child.waiting:
+            await asyncio.wait(list(child.waiting), timeout=5)  # waiting does not cancel them
+        self._lose_child(None)
+        for ended in self._children:
+            await self._loop.run_in_executor(None, ended.reap)
+        self._children.clear()
+
+    def _start_child(self) -> _Child:
+        child = _Child(self._der)
+        self._children.append(child)
+        self._loop.add_reader(child.source, self._on_readable, child)
+        return child
 
     def _send(self) -> None:
         self._scheduled = False
-        room = MAX_OUTSTANDING - len(self._waiting)
-        if not self._alive or room <= 0 or not self._queued:
+        child = self._child
+        if child is None:
+            self._sign_queued_here()
+            return
+        room = MAX_OUTSTANDING - len(child.waiting)
+        if room <= 0 or not self._queued:
             return
         batch, self._queued = self._queued[:room], self._queued[room:]
         try:
-            write_all(self._to, b"".join(frame(data) for data, _ in batch))
+            write_all(child.to, b"".join(frame(data) for data, _ in batch))
         except OSError as e:
-            self._close(e)
             for _, future in batch:
                 future.set_result(b"")
+            self._lose_child(e)
             return
-        self._waiting.extend(future for _, future in batch)
+        child.waiting.extend(future for _, future in batch)
 
-    def _on_readable(self) -> None:
+    def _on_readable(self, child: _Child) -> None:
         try:
-            chunk = os.read(self._from, 1 << 16)
+            chunk = os.read(child.source, 1 << 16)
         except BlockingIOError:
             return
         except OSError as e:
-            self._close(e)
+            self._lose_child(e)
             return
         if not chunk:
-            self._close(EOFError("signer process exited"))
+            self._lose_child(EOFError("signer process exited"))
             return
-        self._buffer += chunk
-        for signature in frames(self._buffer):
-            future = self._waiting.popleft()
+        child.buffer += chunk
+        for signature in frames(child.buffer):
+            future = child.waiting.popleft()
             if not future.done():
                 future.set_result(signature)
         if self._queued and not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._send)
 
-    def _close(self, error: BaseException | None) -> None:
-        if not self._alive:
+    def _lose_child(self, error: BaseException | None) -> None:
+        """The current process is done with: its waiters are signed on the loop by their callers."""
+        child, self._child = self._child, None
+        if child is None:
             return
-        self._alive = False
-        if error is not None:
-            logger.error("cobo_tss signer process failed (%s): signing on the event loop from now on", error)
-        self._loop.remove_reader(self._from)
-        for future in [*self._waiting, *(f for _, f in self._queued)]:
+        self._loop.remove_reader(child.source)
+        for future in child.waiting:
             if not future.done():
-                future.set_result(b"")  # signed on the loop by its caller
-        self._waiting.clear()
-        self._queued.clear()
-        assert self._proc.stdin is not None
-        self._proc.stdin.close()
+                future.set_result(b"")
+        child.waiting.clear()
+        self._sign_queued_here()
+        child.close()
+        if error is None or self._stopping:
+            return
+        lived = time.monotonic() - child.started
+        self._failures = 0 if lived >= self.STABLE_S else self._failures + 1
+        delay = self.RESTART_DELAYS_S[min(self._failures, len(self.RESTART_DELAYS_S) - 1)]
+        logger.error(
+            "cobo_tss signer process failed (%s): signing on the event loop, a new process in %.1fs", error, delay
+        )
+        self._restart = self._loop.call_later(delay, self._replace)
 
-    def _reap(self) -> None:
+    def _sign_queued_here(self) -> None:
+        queued, self._queued = self._queued, []
+        for _, future in queued:
+            if not future.done():
+                future.set_result(b"")
+
+    def _replace(self) -> None:
+        self._restart = None
+        if self._stopping:
+            return
+        # The ended processes are reaped off the loop before the new one starts.
+        for ended in [c for c in self._children if c.proc.poll() is not None]:
+            self._children.remove(ended)
+            assert ended.proc.stdout is not None
+            ended.proc.stdout.close()
         try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        assert self._proc.stdout is not None
-        self._proc.stdout.close()
+            self._child = self._start_child()
+        except OSError as e:  # fork refused (memory, pid limits): try again later
+            self._lose_failed_start(e)
+            return
+        if self._metrics is not None:
+            self._metrics.signer_restarts.inc()
+        logger.warning("cobo_tss signer process started again (pid %d)", self._child.proc.pid)
+
+    def _lose_failed_start(self, error: OSError) -> None:
+        self._failures += 1
+        delay = self.RESTART_DELAYS_S[min(self._failures, len(self.RESTART_DELAYS_S) - 1)]
+        logger.error("cobo_tss signer process could not start (%s): again in %.1fs", error, delay)
+        self._restart = self._loop.call_later(delay, self._replace)
 
 
 class ThreadSigner:
@@ -230,7 +309,7 @@ async def answer_signer(app: web.Application) -> AsyncIterator[None]:
     if config.signing == "thread":
         signer = ThreadSigner(config.private_key, loop)
     else:
-        signer = ProcessSigner(config.private_key, loop)
+        signer = ProcessSigner(config.private_key, loop, app[METRICS])
     app[SIGNER] = signer
     yield
     await signer.stop()

@@ -129,6 +129,12 @@ class Metrics:
             ["provider", "reason"],
             registry=r,
         )
+        self.signer_restarts = Counter(
+            "callgate_signer_restarts_total",
+            "Signer processes started again after theirs died (Cobo TSS answers were signed on the "
+            "event loop meanwhile).",
+            registry=r,
+        )
         self.decision_replays = Counter(
             "callgate_decision_replays_total",
             "Requests that reused a request id with different content (answered REJECT).",

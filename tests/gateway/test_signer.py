@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway.signer import ProcessSigner, Signer, ThreadSigner
 from shared.config import CoboTssSettings, Settings
 from shared.errors import ConfigError
+from shared.metrics import Metrics
 from shared.providers.cobo_jwt import sign_rs256, verify_rs256
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -46,32 +47,48 @@ async def test_concurrent_answers_are_the_tokens_the_loop_would_sign(kind: str) 
     assert verify_rs256(tokens[7], KEY.public_key())["package_data"] == "answer-7"
 
 
-async def test_a_dead_signer_process_is_replaced_by_signing_on_the_loop(caplog: pytest.LogCaptureFixture) -> None:
-    signer = ProcessSigner(KEY, asyncio.get_running_loop())
+async def test_a_dead_signer_process_is_covered_by_the_loop_then_replaced(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    signer = ProcessSigner(KEY, asyncio.get_running_loop(), metrics)
+    signer.RESTART_DELAYS_S = (0.2,)  # the test's own pace, not production's
     try:
         assert await signer.sign(claims(1)) == sign_rs256(claims(1), KEY)
-        os.kill(signer.pid, signal.SIGKILL)
-        with caplog.at_level(logging.ERROR, logger="gateway.signer"):
+        first = signer.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        with caplog.at_level(logging.WARNING, logger="gateway.signer"):
+            # Given to the dying process or sent while none runs: every one is signed all the same.
             tokens = await asyncio.gather(*(signer.sign(claims(i)) for i in range(20)))
-            for _ in range(50):  # the exit is noticed when the pipe reports it
-                if "signer process failed" in caplog.text:
+            for _ in range(250):  # the exit is noticed when the pipe reports it, the restart after its delay
+                if signer.pid not in (None, first):
                     break
                 await asyncio.sleep(0.02)
         assert tokens == [sign_rs256(claims(i), KEY) for i in range(20)]
         assert "signer process failed" in caplog.text
-        assert await signer.sign(claims(99)) == sign_rs256(claims(99), KEY)
+        assert "started again" in caplog.text
+        second = signer.pid
+        assert second is not None and second != first
+        assert metrics.signer_restarts._value.get() == 1
+        # The new process signs again (it holds the key it was handed over its pipe).
+        tokens = await asyncio.gather(*(signer.sign(claims(i)) for i in range(100, 110)))
+        assert tokens == [sign_rs256(claims(i), KEY) for i in range(100, 110)]
+        assert signer.pid == second
     finally:
         await signer.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)
 
 
 async def test_stop_ends_the_signer_process() -> None:
     signer = ProcessSigner(KEY, asyncio.get_running_loop())
     pending = asyncio.ensure_future(signer.sign(claims(5)))
     await asyncio.sleep(0)
+    pid = signer.pid
+    assert pid is not None
     await signer.stop()
     assert await pending == sign_rs256(claims(5), KEY)
     with pytest.raises(ProcessLookupError):
-        os.kill(signer.pid, 0)
+        os.kill(pid, 0)
 
 
 def test_signer_setting(tmp_path: Path) -> None:
