@@ -47,6 +47,24 @@ def _obj(required: tuple[str, ...] = (), **properties: Schema) -> Schema:
 _STR: Schema = {"type": "string"}
 _UNAVAILABLE = _error("Nothing durable could take the callback now (Redis and the spool): resend it.")
 
+# What the HTTP layer answers before or around any handler, in no provider's protocol (the head
+# is not parsed yet, or the handler never runs): gateway/server.py refuses a malformed head (400)
+# or one over the parser's limits (431) and cuts a late one (408); aiohttp's router answers an
+# `Expect` other than 100-continue on HTTP/1.1 with its own text/plain 417 before the middleware;
+# the middleware cuts a late body (408). Every operation can meet these.
+_TRANSPORT: dict[str, Schema] = {
+    "400": _error("Malformed HTTP request head (the server's answer, before any handler)."),
+    "408": _error("The request head or body did not arrive in time."),
+    "417": _text("An Expect header other than 100-continue (HTTP/1.1): aiohttp's own answer."),
+    "431": _error("Request head over the server's limits."),
+}
+# And where the handler reads a body: the middleware's answers to one aiohttp cannot read (a
+# false Content-Encoding, a broken chunk) or that is over CALLGATE_MAX_BODY_BYTES.
+_BODY_TRANSPORT: dict[str, Schema] = {
+    "400": _error("Malformed HTTP request head, or a body that cannot be read (the server's answer)."),
+    "413": _error("Body over CALLGATE_MAX_BODY_BYTES (the server's answer)."),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Spec:
@@ -367,7 +385,11 @@ SPECS: dict[str, Spec] = {
         request=_json_body(_obj((), reason=_STR), required=False),
         e404=_NO_SUBSCRIBER,
     ),
-    "admin_subscribers_enable": _admin({"200": _json("Enabled.", _SUBSCRIBER)}, e404=_NO_SUBSCRIBER),
+    "admin_subscribers_enable": _admin(
+        {"200": _json("Enabled.", _SUBSCRIBER)},
+        request=_json_body(_obj(()), required=False),  # read and refused (400) unless empty or {}
+        e404=_NO_SUBSCRIBER,
+    ),
     "admin_subscribers_rotate": _admin(
         {"200": _json("The new secret, shown here only; the old one signs beside it until expiry.", _WITH_SECRET)},
         request=_json_body(_obj((), overlap_hours={"type": "number", "minimum": 0, "maximum": 720}), required=False),
@@ -419,12 +441,36 @@ def _generic(route: Route) -> Spec:
     return Spec(responses, request=request)
 
 
+def _also(answer: Schema, transport: Schema) -> Schema:
+    """A route's own answer for a status, widened to the transport's answer for the same status."""
+    content = dict(answer.get("content", {}))
+    for media, entry in transport["content"].items():
+        own = content.get(media)
+        if own is None:
+            content[media] = entry
+        elif own["schema"] != entry["schema"]:
+            content[media] = {"schema": {"anyOf": [own["schema"], entry["schema"]]}}
+    return {"description": f"{answer['description']} Or: {transport['description']}", "content": content}
+
+
+def _responses(spec: Spec) -> dict[str, Schema]:
+    """The route's answers and the HTTP layer's (`_TRANSPORT`) for the same operation."""
+    transport = _TRANSPORT | _BODY_TRANSPORT if spec.request is not None else _TRANSPORT
+    responses = dict(spec.responses)
+    for status, answer in transport.items():
+        if status in responses:
+            responses[status] = _also(responses[status], answer)
+        elif f"{status[0]}XX" not in responses:  # a declared range already covers the status
+            responses[status] = answer
+    return dict(sorted(responses.items()))
+
+
 def _operation(route: Route, spec: Spec) -> Schema:
     operation: Schema = {
         "operationId": route.name,
         "summary": route.summary or route.name,
         "tags": list(spec.tags or ((route.provider,) if route.provider else ("operations",))),
-        "responses": spec.responses,
+        "responses": _responses(spec),
     }
     params = _PARAM.findall(route.path)
     if params:

@@ -111,3 +111,61 @@ async def test_refusals_of_garbage_are_documented_answers(gateway: Gateway, sett
             assert status in documented or f"{status[0]}XX" in documented, (method, path, status, documented)
             seen += 1
     assert seen == len(_documented({"paths": doc})) >= 15
+
+
+def _declared(operation: dict[str, Any], status: int, content_type: str) -> bool:
+    """Whether `operation` lists `status` answered in `content_type`."""
+    answer = operation["responses"].get(str(status), {})
+    return content_type in answer.get("content", {})
+
+
+async def _send_everywhere(
+    client: TestClient[web.Request, web.Application], token: str, body: bytes, headers: dict[str, str]
+) -> list[tuple[str, str, int, str, bool]]:
+    """Each documented operation sent `body` and `headers` with the admin token: (method, path,
+    status, content type, whether the document declares that status in that content type)."""
+    doc = (await (await client.get("/openapi.json")).json())["paths"]
+    answers = []
+    for path, item in doc.items():
+        for method, operation in item.items():
+            response = await client.request(
+                method.upper(), _concrete(path), data=body, headers={"Authorization": f"Bearer {token}", **headers}
+            )
+            status, content_type = response.status, response.content_type
+            answers.append((method, path, status, content_type, _declared(operation, status, content_type)))
+    assert len(answers) >= 15
+    return answers
+
+
+async def test_an_unknown_expectation_is_a_declared_417(gateway: Gateway, settings: Settings, tmp_path: Path) -> None:
+    """aiohttp's router answers an Expect it does not know (HTTP/1.1) itself, before the middleware
+    and any handler: every operation declares that 417, in the content type it comes in."""
+    everything = _all_providers(settings, tmp_path)
+    assert everything.admin_token is not None
+    client = await gateway(everything)
+    answers = await _send_everywhere(client, everything.admin_token, b"{}", {"Expect": "something-odd"})
+    assert {status for _, _, status, _, _ in answers} == {417}
+    assert [a for a in answers if not a[4]] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"x" * 2048, {}, 413),  # over CALLGATE_MAX_BODY_BYTES
+        (b"not gzip at all", {"Content-Encoding": "gzip"}, 400),  # a body aiohttp cannot decode
+    ],
+    ids=["over-the-cap", "undecodable"],
+)
+async def test_the_middlewares_body_refusals_are_declared(
+    gateway: Gateway, settings: Settings, tmp_path: Path, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    """Routes answering their own protocol elsewhere still meet the middleware's JSON refusals of a
+    body it cannot take; each answer is one its operation declares."""
+    everything = dataclasses.replace(_all_providers(settings, tmp_path), max_body_bytes=1024)
+    assert everything.admin_token is not None
+    client = await gateway(everything)
+    answers = await _send_everywhere(client, everything.admin_token, body, headers)
+    assert [a for a in answers if not a[4]] == []
+    refused = {path for _, path, code, content_type, _ in answers if code == status}
+    assert "/cobo/waas/webhooks" in refused  # it reads the body first: the middleware answers
+    assert "/admin/orders" in refused
