@@ -84,6 +84,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         logger.exception("unhandled error on %s %s (request %s)", request.method, _route_name(request), request_id)
         response = _json(500, "internal", "internal error")
+    if not request.content.is_eof() and "Content-Encoding" in request.headers:
+        # aiohttp drains a body the handler left unread after the answer, and drops the connection
+        # (logging an "Unhandled exception") when it cannot decode it: announce the close, so that
+        # the client does not send its next request down a socket that is about to go.
+        response.force_close()
     _route_timer(request.app[METRICS].request_seconds, _route_name(request)).observe(time.perf_counter() - started)
     response.headers["X-Request-Id"] = request_id
     return response
