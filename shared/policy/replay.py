@@ -5,45 +5,76 @@ in `payload.request`), in the form `request_to_data` writes, so they can be repl
 decided again under the candidate snapshot, at the time it was received, and compared with the
 action it got. Expected orders are taken from the registry as it is now, unconfirmed (a
 confirmation the recorded answer itself caused must not turn into a difference).
-`replay_recorded` takes the latest N (the console); `replay_window` streams a whole time window
-(`callgate policy test`, the admin API).
+
+One replay serves every caller, in two halves that can run in different processes:
+`recorded_pages` streams the recorded decisions (a time window, or the latest N) from PostgreSQL
+in pages of plain tuples, and `Replay` decides pages and counts what changes. `replay_window`
+runs both in process (`callgate policy test`), `replay_recorded` on the latest N (the console);
+the gateway's admin API streams the pages on its event loop and decides them in a helper process
+(`gateway.policy_test_pool`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import asyncpg
 import orjson
 
 from shared.db import Pool
-from shared.errors import PolicyError
+from shared.errors import CallgateError, PolicyError
 from shared.orders import list_orders
 from shared.policy.document import parse_document
-from shared.policy.model import Decision, DecisionRequest, ExpectedOrder, Operation, Transfer
+from shared.policy.model import Decision, DecisionRequest, ExpectedOrder, Operation, OrderView, Transfer
 from shared.policy.requests import parse_decision_request, request_to_data
 from shared.policy.snapshot import PolicySnapshot, compile_snapshot, decide
 from shared.policy.store import validate
 
-_RECORDED = """
-SELECT provider, request_id, coalesce(decision->'request', payload->'request') AS request,
-       decision->>'action' AS action, extract(epoch FROM received_at)::float8 AS received_at
-FROM events
-WHERE (decision ? 'request' OR payload ? 'request') AND decision ? 'action'
-ORDER BY received_at DESC, id DESC
-LIMIT $1
-"""
 MAX_ORDERS = 100_000
+PAGE = 1000  # rows per page: one round trip, and (in the gateway) one helper call, per page
+
+# The request as recorded: in the decision (every synchronous provider, see shared.policy.shadow)
+# or, for Cobo TSS events stored before that, in the payload. It and the recorded reasons are read
+# as text: they are decoded where the rows are decided (not on the gateway's event loop), and the
+# reasons only for the few changes kept in full. Newest first, so that the changes kept in full
+# are the latest; $1 NULL: any time, $3 NULL: no limit.
+_COLUMNS = """
+SELECT id, provider, coalesce(decision->'request', payload->'request')::text AS request,
+       decision->>'action' AS action, decision->>'reasons' AS reasons,
+       extract(epoch FROM received_at)::float8 AS received_at
+"""
+_WHERE = """
+FROM events
+WHERE ($1::float8 IS NULL OR received_at >= to_timestamp($1))
+  AND (cardinality($2::text[]) = 0 OR provider = ANY($2::text[]))
+  AND decision ? 'action' AND (decision ? 'request' OR payload ? 'request')
+"""
+_RECORDED = _COLUMNS + _WHERE + "ORDER BY received_at DESC, id DESC LIMIT $3::bigint"
+_COUNT = "SELECT count(*) FROM (SELECT 1" + _WHERE + "LIMIT $3::bigint) AS recorded"  # noqa: S608 (constant fragments)
+
+# (event id, provider, request as JSON text, recorded action, recorded reasons as JSON text,
+# received at in unix seconds): plain tuples, cheap to hand to another process.
+RecordedRow = tuple[int, str, str, str, str | None, float]
+
+
+class WindowTooLarge(CallgateError):
+    """A replay was bounded and the selection holds more recorded decisions than the bound."""
+
+    def __init__(self, at_most: int) -> None:
+        super().__init__(at_most)
+        self.at_most = at_most
+
+    def __str__(self) -> str:
+        return f"more than {self.at_most} recorded decisions"
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A recorded decision the candidate would answer differently."""
+    """A recorded decision the candidate would answer differently (the console's view)."""
 
     provider: str
     request_id: str
@@ -65,42 +96,6 @@ class _Orders:
 
     def lookup(self, provider: str, order_ref: str) -> ExpectedOrder | None:
         return self.orders.get((provider, order_ref))
-
-
-async def replay_recorded(pool: Pool, candidate: PolicySnapshot, *, limit: int = 1000) -> ReplayReport:
-    """Decide the latest `limit` recorded requests under `candidate`; report what would change."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(_RECORDED, limit)
-    orders = await _current_orders(pool)
-    changes: list[Change] = []
-    unreadable = 0
-    for row in rows:
-        try:
-            request = parse_decision_request(row["request"])
-        except PolicyError:
-            unreadable += 1
-            continue
-        decision = decide(candidate, request, orders=orders, now=row["received_at"])
-        if decision.action.value != row["action"]:
-            codes = tuple(reason.code for reason in decision.reasons)
-            changes.append(Change(row["provider"], row["request_id"], row["action"], decision.action.value, codes))
-    return ReplayReport(len(rows) - unreadable, unreadable, tuple(changes))
-
-
-# -- `callgate policy test`: every recorded decision of a window, streamed --------------------
-
-# The request as recorded: in the decision (every synchronous provider, see shared.policy.shadow)
-# or, for Cobo TSS events stored before that, in the payload.
-_WINDOW = """
-SELECT id, provider, coalesce(decision->'request', payload->'request') AS request,
-       decision->>'action' AS action, decision->>'reasons' AS reasons,
-       extract(epoch FROM received_at)::float8 AS received_at
-FROM events
-WHERE received_at >= to_timestamp($1) AND (cardinality($2::text[]) = 0 OR provider = ANY($2::text[]))
-  AND decision ? 'action' AND (decision ? 'request' OR payload ? 'request')
-"""
-PREFETCH = 2000
-YIELD_EVERY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +146,78 @@ def parse_window(text: str) -> float:
     return seconds
 
 
+class Replay:
+    """Decides pages of recorded decisions under a candidate and counts what would change; the
+    first `keep` changes are kept in full, all are counted (pure: no I/O, any process)."""
+
+    def __init__(self, candidate: PolicySnapshot, orders: OrderView, *, keep: int = 1000) -> None:
+        self.report = WindowReport()
+        self._candidate = candidate
+        self._orders = orders
+        self._keep = keep
+
+    def feed(self, rows: Iterable[RecordedRow]) -> None:
+        """Decide one page."""
+        report, candidate, orders = self.report, self._candidate, self._orders
+        for event_id, provider, text, action, reasons, received_at in rows:
+            try:
+                request = recorded_request(orjson.loads(text))
+            except (orjson.JSONDecodeError, PolicyError):
+                report.unreadable += 1
+                continue
+            report.requests += 1
+            decision = decide(candidate, request, orders=orders, now=received_at)
+            if decision.action.value != action:
+                self._count_change(event_id, provider, request.request_id, action, reasons, decision)
+
+    def _count_change(
+        self, event_id: int, provider: str, request_id: str, action: str, reasons: str | None, decision: Decision
+    ) -> None:
+        report = self.report
+        report.changed += 1
+        report.by_provider[provider] += 1
+        for reason in decision.reasons:
+            report.by_rule[reason.rule or "(built-in)"] += 1
+            report.by_reason[reason.code] += 1
+        if len(report.changes) < self._keep:
+            report.changes.append(
+                ChangedDecision(
+                    event_id=event_id,
+                    provider=provider,
+                    request_id=request_id,
+                    recorded=action,
+                    candidate=decision.action.value,
+                    recorded_reasons=_reason_pairs(orjson.loads(reasons or "[]")),
+                    candidate_reasons=tuple((r.code, r.rule) for r in decision.reasons),
+                )
+            )
+
+
+async def recorded_pages(
+    pool: Pool,
+    *,
+    since: float | None = None,
+    providers: Sequence[str] = (),
+    latest: int | None = None,
+    at_most: int | None = None,
+    page: int = PAGE,
+) -> AsyncGenerator[list[RecordedRow], None]:
+    """The decisions recorded since `since` (unix seconds; None: any time) by `providers` (none:
+    all), the `latest` N only if given, newest first, in pages through a server-side cursor (memory
+    stays flat whatever the window), all from one snapshot. With `at_most`, a selection holding
+    more raises WindowTooLarge before the first page. Close it (`contextlib.aclosing`) when you
+    stop early: it holds a connection."""
+    names = list(providers)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        if at_most is not None:  # counted in the same snapshot as the rows streamed below
+            counted = at_most + 1 if latest is None else min(latest, at_most + 1)
+            if await conn.fetchval(_COUNT, since, names, counted) > at_most:
+                raise WindowTooLarge(at_most)
+        cursor = await conn.cursor(_RECORDED, since, names, latest)
+        while rows := await cursor.fetch(page):
+            yield [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
 async def replay_window(
     pool: Pool,
     candidate: PolicySnapshot,
@@ -159,24 +226,30 @@ async def replay_window(
     providers: Sequence[str] = (),
     keep: int = 1000,
 ) -> WindowReport:
-    """Decide every decision recorded since `since` (unix seconds) under `candidate`, streamed
-    through a server-side cursor; the first `keep` changes are kept in full, all are counted."""
-    orders = await _current_orders(pool)
-    report = WindowReport()
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        async for row in conn.cursor(_WINDOW, since, list(providers), prefetch=PREFETCH):
-            try:
-                request = recorded_request(row["request"])
-            except PolicyError:
-                report.unreadable += 1
-                continue
-            report.requests += 1
-            if report.requests % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # in a gateway (admin API) live requests must not wait for the whole run
-            decision = decide(candidate, request, orders=orders, now=row["received_at"])
-            if decision.action.value != row["action"]:
-                _count_change(report, row, request.request_id, decision, keep)
-    return report
+    """Decide every decision recorded since `since` (unix seconds) under `candidate`, in this
+    process; the first `keep` changes (the latest) are kept in full, all are counted."""
+    return await _decided_here(
+        pool, Replay(candidate, await current_orders(pool), keep=keep), since=since, providers=providers
+    )
+
+
+async def replay_recorded(pool: Pool, candidate: PolicySnapshot, *, limit: int = 1000) -> ReplayReport:
+    """Decide the latest `limit` recorded requests under `candidate`; report what would change."""
+    report = await _decided_here(pool, Replay(candidate, await current_orders(pool), keep=limit), latest=limit)
+    changes = (
+        Change(c.provider, c.request_id, c.recorded, c.candidate, tuple(code for code, _ in c.candidate_reasons))
+        for c in report.changes
+    )
+    return ReplayReport(report.requests, report.unreadable, tuple(changes))
+
+
+async def _decided_here(
+    pool: Pool, replay: Replay, *, since: float | None = None, providers: Sequence[str] = (), latest: int | None = None
+) -> WindowReport:
+    async with contextlib.aclosing(recorded_pages(pool, since=since, providers=providers, latest=latest)) as pages:
+        async for rows in pages:
+            replay.feed(rows)
+    return replay.report
 
 
 def recorded_request(data: object) -> DecisionRequest:
@@ -245,33 +318,12 @@ def _maybe(value: object) -> str | None:
     return None if value is None else _text(value)
 
 
-async def _current_orders(pool: Pool) -> _Orders:
+async def current_orders(pool: Pool) -> OrderView:
+    """The expected-order registry as it is now, every order unconfirmed (plain data: it may be
+    handed to another process)."""
     stored = await list_orders(pool, limit=MAX_ORDERS)
     return _Orders({(s.order.provider, s.order.order_ref): dataclasses.replace(s.order, confirmed=False)
                     for s in stored})  # fmt: skip
-
-
-def _count_change(report: WindowReport, row: asyncpg.Record, request_id: str, decision: Decision, keep: int) -> None:
-    provider = str(row["provider"])
-    report.changed += 1
-    report.by_provider[provider] += 1
-    for reason in decision.reasons:
-        report.by_rule[reason.rule or "(built-in)"] += 1
-        report.by_reason[reason.code] += 1
-    if len(report.changes) < keep:
-        # As text: only the few changed decisions kept in full need it decoded.
-        recorded = orjson.loads(row["reasons"] or "[]")
-        report.changes.append(
-            ChangedDecision(
-                event_id=int(row["id"]),
-                provider=provider,
-                request_id=request_id,
-                recorded=str(row["action"]),
-                candidate=decision.action.value,
-                recorded_reasons=_reason_pairs(recorded),
-                candidate_reasons=tuple((r.code, r.rule) for r in decision.reasons),
-            )
-        )
 
 
 def _reason_pairs(recorded: object) -> tuple[tuple[str, str], ...]:
