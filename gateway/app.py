@@ -12,6 +12,7 @@ from gateway.ingest import Ingestor
 from gateway.keys import INGESTOR, METRICS, REDIS, REDIS_KEYS, SETTINGS
 from gateway.live import live_state
 from gateway.middleware import observe
+from gateway.policy_test_pool import policy_tests
 from gateway.process_metrics import side_port
 from gateway.routes import setup_routes
 from gateway.signer import answer_signer
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> web.App
     app.cleanup_ctx.append(side_port)  # per-process /metrics (docs/operations.md)
     app.cleanup_ctx.append(live_state)  # policy snapshot, freezes, expected-order replica
     app.cleanup_ctx.append(service_health)  # callgate_postgres_up/redis_up probes (not readiness conditions)
+    app.cleanup_ctx.append(policy_tests)  # POST /admin/policy/test decides in a helper process
     # <<< feature contexts
     setup_routes(app, settings)
     return app

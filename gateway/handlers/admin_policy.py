@@ -4,7 +4,8 @@
 - `POST /admin/policy[?shadow=true]`: publish the body (YAML or JSON) as the next version;
 - `POST /admin/policy/test[?since=24h&provider=...&max_changed=N|max_changed_pct=P]`: the body as a
   candidate, decided on the recorded decisions of the window (the `policy test --format json` report,
-  plus `exceeded` when a threshold is given);
+  plus `exceeded` when a threshold is given) in a helper process, one test at a time per gateway
+  process, at most `gateway.policy_test_pool.MAX_REQUESTS` decisions (400 above);
 - `POST /admin/policy/promote`, `POST /admin/policy/rollback`;
 - `GET /admin/policy/diff?old=A&new=B`: the rule-level difference.
 
@@ -15,7 +16,6 @@ lists) is published with the CLI.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -28,9 +28,10 @@ from gateway.handlers.admin_orders import refusal
 from gateway.keys import REDIS, REDIS_KEYS
 from gateway.live import DATABASE
 from gateway.middleware import error_response
+from gateway.policy_test_pool import POLICY_TESTS
 from shared.errors import PolicyError
 from shared.policy.diff import diff_data, diff_versions
-from shared.policy.replay import compile_candidate, parse_window, replay_window, window_data
+from shared.policy.replay import WindowTooLarge, parse_window, window_data
 from shared.policy.store import (
     Published,
     StoredPolicy,
@@ -109,14 +110,15 @@ async def try_candidate(request: web.Request) -> web.Response:
     text = await _text(request)
     if isinstance(text, web.Response):
         return text
+    tests, pool = request.app[POLICY_TESTS], request.app[DATABASE]
     try:
-        # Validation and compilation are CPU-bound: off the loop that answers live requests.
-        candidate = await asyncio.get_running_loop().run_in_executor(None, compile_candidate, text)
+        # Compiled and decided in the helper process; a second test waits for the first.
+        report = await tests.run(pool, text, since=time.time() - since, providers=query.getall("provider", []))
     except PolicyError as e:
         return error_response(422, "refused", str(e))
-    pool, providers = request.app[DATABASE], query.getall("provider", [])
-    try:
-        report = await replay_window(pool, candidate, since=time.time() - since, providers=providers)
+    except WindowTooLarge as e:
+        detail = f"since: {e}; narrow the window or the providers, or run `callgate policy test`"
+        return error_response(400, "invalid", detail)
     except _UNAVAILABLE as e:
         return _unavailable("policy test", e)
     return web.json_response({**window_data(report), "exceeded": report.exceeds(max_changed, max_pct)})
