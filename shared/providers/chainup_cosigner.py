@@ -33,6 +33,14 @@ _MAX_HEX = 256 * 1024  # calldata of a contract interaction
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _E = TypeVar("_E", bound=enum.Enum)
 
+# A ChainUp `symbol` names a coin uniquely across chains: a native coin by its own symbol (`ETH`,
+# `TRX`), a token by its name followed by its chain's token standard (`USDTERC20`). ChainUp's MPC
+# API docs (coin list) give USDTERC20 `base_symbol` ETH and `symbol_alias` USDT, and the Web3
+# callback's `main_chain_symbol` names chains with the same symbols (`ETH`, `HECO`).
+# [I] TRC20 -> TRX (Tron, whose native coin ChainUp calls TRX) and BEP20 -> BSC (the coin list's
+# main-chain symbol for BNB Smart Chain) are inferred; protocols/chainup_wyre.md states neither.
+TOKEN_STANDARDS: Mapping[str, str] = {"ERC20": "ETH", "TRC20": "TRX", "BEP20": "BSC"}
+
 
 class Kind(enum.StrEnum):
     """Which of the two callback URLs the request came to."""
@@ -69,6 +77,7 @@ class WithdrawCallback:
     memo: str | None
     outputs: tuple[Output, ...]
     txid: str | None
+    main_chain_symbol: str | None = None  # [I] not documented for withdrawals; used when sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,7 @@ def _withdraw(data: fields.Fields, type_: CallbackType) -> WithdrawCallback:
         memo=fields.opt_text(data, "memo"),
         outputs=_outputs(data.get("outputs")),
         txid=fields.opt_text(data, "txid"),
+        main_chain_symbol=_opt_symbol(data, "main_chain_symbol"),
     )
 
 
@@ -175,6 +185,11 @@ def _web3(data: fields.Fields, type_: CallbackType) -> Web3Callback:
 def _ident(data: fields.Fields, name: str) -> str:
     # Typed Integer in the docs; SDKs treat ids as flexible, so a digit string is fine too.
     return str(fields.uint(data, name))
+
+
+def _opt_symbol(data: fields.Fields, name: str) -> str | None:
+    value = fields.opt_text(data, name)
+    return None if value is None else normalize_symbol(value)
 
 
 def _erc20(input_data: str) -> Erc20Call | None:
@@ -251,13 +266,23 @@ def decision_request(callback: SignCallback) -> DecisionRequest:
     )
 
 
+def chain_and_asset(symbol: str, main_chain_symbol: str | None = None) -> tuple[str, str]:
+    """The chain and the asset a ChainUp coin `symbol` names: `USDTERC20` is (ETH, USDT), `ETH` is
+    (ETH, ETH). `main_chain_symbol`, when the callback carries one, names the chain. A symbol that
+    ends in no known token standard is a native coin or one we cannot split: it is the asset,
+    on `main_chain_symbol` or on a chain of its own name. Never refused for that alone."""
+    for standard, chain in TOKEN_STANDARDS.items():
+        token = symbol.removesuffix(standard)
+        if token and token != symbol:
+            return main_chain_symbol or chain, token
+    return main_chain_symbol or symbol, symbol
+
+
 def _withdraw_transfers(callback: WithdrawCallback) -> tuple[Transfer, ...]:
-    # [I] The callback names a ChainUp coin (`USDTERC20`), which fixes both chain and token; it
-    # carries no separate chain field, so the symbol stands for both.
     # With `outputs` (UTXO), `to`/`amount` are judged as well as every output: stricter, never looser.
-    symbol = callback.symbol
-    main = Transfer(symbol, symbol, callback.amount, normalize_address(callback.to_address))
-    return (main, *(Transfer(symbol, symbol, o.amount, normalize_address(o.address)) for o in callback.outputs))
+    chain, asset = chain_and_asset(callback.symbol, callback.main_chain_symbol)
+    main = Transfer(chain, asset, callback.amount, normalize_address(callback.to_address))
+    return (main, *(Transfer(chain, asset, o.amount, normalize_address(o.address)) for o in callback.outputs))
 
 
 def _web3_transfers(callback: Web3Callback) -> tuple[Transfer, ...]:
@@ -299,6 +324,8 @@ def fingerprint(callback: SignCallback) -> str:
             callback.memo,
             [[o.address, str(o.amount.normalize()), o.memo] for o in callback.outputs],
         ]
+        if callback.main_chain_symbol is not None:  # appended only when sent: earlier memos keep theirs
+            content.append(callback.main_chain_symbol)
     else:
         content = [
             callback.trans_id,

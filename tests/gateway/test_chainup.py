@@ -51,8 +51,9 @@ OTHER_ROUTER = "0x1111111111111111111111111111111111111111"
 
 RULES: list[dict[str, Any]] = [
     {"id": "sanctions", "kind": "destinations", "deny": ["0x000000000000000000000000000000000000dEaD"]},
+    # The co-signer's USDTERC20 is chain ETH, asset USDT; WaaS confirmations still name the bare coin.
     {"id": "usdt-limit", "kind": "amount_limit", "match": {"provider": ["chainup_cosigner", "chainup_waas"],
-     "chain": "USDTERC20", "asset": "USDTERC20"}, "max_amount": "1000"},
+     "chain": ["ETH", "USDTERC20"], "asset": ["USDT", "USDTERC20"]}, "max_amount": "1000"},
     {"id": "web3", "kind": "contracts", "match": {"provider": "chainup_cosigner", "operation": "web3"},
      "allow": [samples.USDT_ROUTER, OTHER_ROUTER], "unlimited_approval": [samples.USDT_ROUTER]},
     {"id": "one-speed-up", "kind": "speed_up", "match": {"provider": "chainup_cosigner"}, "max_rounds": 1},
@@ -183,6 +184,22 @@ async def test_sign_start_outside_the_policy_is_refused(chainup: Start, changes:
     assert await h.cosigner(WITHDRAW, body) == (200, "FAILURE")
     decisions = h.client.app[METRICS].decisions
     assert any(s.labels.get("action") == "REJECT" and s.value == 1 for m in decisions.collect() for s in m.samples)
+
+
+async def test_cosigner_limits_apply_by_chain_and_asset(chainup: Start) -> None:
+    """A limit on (TRX, USDT) holds USDTTRC20 withdrawals, and not USDTERC20 ones (ETH, USDT)."""
+    tron = {"id": "tron-usdt", "kind": "amount_limit", "match": {"chain": "TRX", "asset": "USDT"}, "max_amount": "50"}
+    h = await chainup(snapshot=policy(1, [*RULES, tron]))
+    tron_address = "TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE"
+    for request_id, symbol, amount, to, answer in [
+        ("trc-1", "USDTTRC20", "50", tron_address, "SUCCESS"),
+        ("trc-2", "USDTTRC20", "50.01", tron_address, "FAILURE"),
+        ("erc-1", "USDTERC20", "999", samples.TREASURY, "SUCCESS"),  # usdt-limit, not the Tron one
+        ("trx-1", "TRX", "1", tron_address, "FAILURE"),  # the native coin: no rule covers (TRX, TRX)
+    ]:
+        changes = {"request_id": request_id, "symbol": symbol, "amount": amount, "to": to}
+        body = samples.cosigner_body(samples.COSIGNER_WITHDRAW, **changes)
+        assert await h.cosigner(WITHDRAW, body) == (200, answer), request_id
 
 
 async def test_unlimited_approval_only_for_the_listed_contract(chainup: Start) -> None:
@@ -498,7 +515,10 @@ async def test_cosigner_withdrawals_can_require_a_registered_order(
     h = await chainup(snapshot=policy(1, [*RULES, rule]))
     body = samples.cosigner_body(samples.COSIGNER_WITHDRAW)
     assert await h.cosigner(WITHDRAW, body) == (200, "FAILURE")  # not registered yet: not remembered
-    expected = order(provider="chainup_cosigner", order_ref="unique_request_id", amount=Decimal("100.5"))
+    # Registered by chain and asset, as every provider's: the co-signer's USDTERC20 is ETH/USDT.
+    expected = order(
+        provider="chainup_cosigner", order_ref="unique_request_id", chain="ETH", asset="USDT", amount=Decimal("100.5")
+    )
     await registered(h, db, redis, expected)
     assert await h.cosigner(WITHDRAW, body) == (200, "SUCCESS")
 

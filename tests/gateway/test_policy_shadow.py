@@ -40,7 +40,13 @@ def document(max_amount: str) -> str:
         {
             "rules": [
                 {"id": "sanctions", "kind": "destinations", "deny": [SANCTIONED]},
-                {"id": "usdt-limit", "kind": "amount_limit", "match": {"chain": "USDTERC20"}, "max_amount": max_amount},
+                # The co-signer sample's USDTERC20: chain ETH, asset USDT.
+                {
+                    "id": "usdt-limit",
+                    "kind": "amount_limit",
+                    "match": {"chain": "ETH", "asset": "USDT"},
+                    "max_amount": max_amount,
+                },
             ],
             "defaults": {"*": "REJECT"},
         }

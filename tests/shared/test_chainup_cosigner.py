@@ -113,20 +113,56 @@ def test_withdraw_decision_request_carries_destination_limit_facts() -> None:
         "unique_request_id",
     )
     (transfer,) = request.transfers
-    assert (transfer.chain, transfer.asset, transfer.amount) == ("USDTERC20", "USDTERC20", Decimal("100.5"))
+    assert (transfer.chain, transfer.asset, transfer.amount) == ("ETH", "USDT", Decimal("100.5"))
     assert transfer.destination == "0x5edc9177997bf6b4db559a5c184051858b3b3704"
     assert ("pending_round", "true") in request.attributes
+
+
+@pytest.mark.parametrize(
+    ("symbol", "chain", "asset"),
+    [
+        ("USDTERC20", "ETH", "USDT"),
+        ("usdttrc20", "TRX", "USDT"),  # symbols compare upper-case
+        ("USDCBEP20", "BSC", "USDC"),
+        ("ETH", "ETH", "ETH"),  # a native coin names its own chain
+        ("TRX", "TRX", "TRX"),
+        ("FOOCOIN", "FOOCOIN", "FOOCOIN"),  # unknown: kept whole, not refused
+        ("ERC20", "ERC20", "ERC20"),  # a standard with no token name before it is no token
+    ],
+)
+def test_the_symbol_names_the_chain_and_the_asset(symbol: str, chain: str, asset: str) -> None:
+    cb = _withdraw(symbol=symbol)
+    (transfer,) = decision_request(cb).transfers
+    assert (transfer.chain, transfer.asset, cb.main_chain_symbol) == (chain, asset, None)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "main_chain_symbol", "chain", "asset"),
+    [
+        ("USDTERC20", "eth", "ETH", "USDT"),
+        ("USDTBEP20", "BNB", "BNB", "USDT"),  # the callback's own chain name wins over the suffix's
+        ("FOOCOIN", "HECO", "HECO", "FOOCOIN"),  # an unknown symbol is the asset on the named chain
+        ("USDTTRC20", " ", "TRX", "USDT"),  # blank: as if absent
+    ],
+)
+def test_a_main_chain_symbol_sent_with_a_withdrawal_names_the_chain(
+    symbol: str, main_chain_symbol: str, chain: str, asset: str
+) -> None:
+    (transfer,) = decision_request(_withdraw(symbol=symbol, main_chain_symbol=main_chain_symbol)).transfers
+    assert (transfer.chain, transfer.asset) == (chain, asset)
 
 
 def test_outputs_become_one_transfer_each() -> None:
     outputs = [{"address": "bc1qa", "amount": "0.1"}, {"address": "bc1qb", "amount": 2, "memo": "x"}]
     for value in (outputs, json.dumps(outputs)):
         cb = _withdraw(symbol="btc", outputs=value)
-        assert [(t.destination, t.amount) for t in decision_request(cb).transfers] == [
-            (cb.to_address.lower(), Decimal("100.5")),
-            ("bc1qa", Decimal("0.1")),
-            ("bc1qb", Decimal(2)),
+        assert [(t.chain, t.asset, t.destination, t.amount) for t in decision_request(cb).transfers] == [
+            ("BTC", "BTC", cb.to_address.lower(), Decimal("100.5")),
+            ("BTC", "BTC", "bc1qa", Decimal("0.1")),
+            ("BTC", "BTC", "bc1qb", Decimal(2)),
         ]
+    token_outputs = decision_request(_withdraw(symbol="USDTTRC20", outputs=outputs)).transfers
+    assert {(t.chain, t.asset) for t in token_outputs} == {("TRX", "USDT")}
     assert _withdraw(outputs="").outputs == ()
     for bad in ("optional_outputs", [{"address": "a"}], {"address": "a", "amount": "1"}):
         with pytest.raises(InvalidInput, match="outputs"):
@@ -249,6 +285,9 @@ def test_fingerprint_follows_content_not_txid() -> None:
     assert fingerprint(_withdraw(amount="100.6")) != base
     assert fingerprint(_withdraw(to="0x0000000000000000000000000000000000000001")) != base
     assert fingerprint(_web3()) != fingerprint(_web3(input_data="0x12345678"))
+    # The chain is part of the question when the callback names one; absent or blank, nothing changes.
+    assert fingerprint(_withdraw(main_chain_symbol="ETH")) != base
+    assert fingerprint(_withdraw(main_chain_symbol="")) == base
 
 
 def test_verify_public_hash_only_on_the_withdraw_url() -> None:
