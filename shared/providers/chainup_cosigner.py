@@ -24,6 +24,7 @@ from shared.evm import Erc20Call, decode_erc20_call
 from shared.policy.addresses import normalize_address, normalize_symbol
 from shared.policy.model import DecisionRequest, Operation, Transfer
 from shared.providers import jsonfields as fields
+from shared.providers.chainup_symbols import chain_and_asset
 
 PROVIDER = "chainup_cosigner"
 SUCCESS = "SUCCESS"
@@ -32,14 +33,6 @@ FAILURE = "FAILURE"
 _MAX_HEX = 256 * 1024  # calldata of a contract interaction
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 _E = TypeVar("_E", bound=enum.Enum)
-
-# A ChainUp `symbol` names a coin uniquely across chains: a native coin by its own symbol (`ETH`,
-# `TRX`), a token by its name followed by its chain's token standard (`USDTERC20`). ChainUp's MPC
-# API docs (coin list) give USDTERC20 `base_symbol` ETH and `symbol_alias` USDT, and the Web3
-# callback's `main_chain_symbol` names chains with the same symbols (`ETH`, `HECO`).
-# [I] TRC20 -> TRX (Tron, whose native coin ChainUp calls TRX) and BEP20 -> BSC (the coin list's
-# main-chain symbol for BNB Smart Chain) are inferred; protocols/chainup_wyre.md states neither.
-TOKEN_STANDARDS: Mapping[str, str] = {"ERC20": "ETH", "TRC20": "TRX", "BEP20": "BSC"}
 
 
 class Kind(enum.StrEnum):
@@ -264,18 +257,6 @@ def decision_request(callback: SignCallback) -> DecisionRequest:
         order_ref=callback.request_id,
         attributes=(("pending_round", "true" if callback.pending_round else "false"), *extra),
     )
-
-
-def chain_and_asset(symbol: str, main_chain_symbol: str | None = None) -> tuple[str, str]:
-    """The chain and the asset a ChainUp coin `symbol` names: `USDTERC20` is (ETH, USDT), `ETH` is
-    (ETH, ETH). `main_chain_symbol`, when the callback carries one, names the chain. A symbol that
-    ends in no known token standard is a native coin or one we cannot split: it is the asset,
-    on `main_chain_symbol` or on a chain of its own name. Never refused for that alone."""
-    for standard, chain in TOKEN_STANDARDS.items():
-        token = symbol.removesuffix(standard)
-        if token and token != symbol:
-            return main_chain_symbol or chain, token
-    return main_chain_symbol or symbol, symbol
 
 
 def _withdraw_transfers(callback: WithdrawCallback) -> tuple[Transfer, ...]:
