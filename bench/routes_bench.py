@@ -76,7 +76,7 @@ POLICY = {
     "rules": [
         {"id": "sanctions", "kind": "destinations", "deny_lists": ["sanctioned"]},
         {"id": "usdt-limit", "kind": "amount_limit", "match": {"provider": ["chainup_cosigner", "chainup_waas"],
-         "chain": "USDTERC20", "asset": "USDTERC20"}, "max_amount": "1000"},
+         "chain": "ETH", "asset": "USDT"}, "max_amount": "1000"},
         {"id": "web3", "kind": "contracts", "match": {"provider": "chainup_cosigner", "operation": "web3"},
          "allow": [chainup.USDT_ROUTER], "unlimited_approval": [chainup.USDT_ROUTER]},
         {"id": "one-speed-up", "kind": "speed_up", "match": {"provider": "chainup_cosigner"}, "max_rounds": 1},
@@ -353,10 +353,7 @@ async def _database(name: str, redis_url: str, orders: int) -> str:
 
 async def _register_orders(pool: Pool, redis: Redis, keys: RedisKeys, count: int) -> None:
     expires = time.time() + 86400
-    cu = ExpectedOrder(provider="chainup_waas", order_ref="", chain=str(chainup.WAAS_CONFIRM["symbol"]),
-                       asset=str(chainup.WAAS_CONFIRM["symbol"]),
-                       destination=str(chainup.WAAS_CONFIRM["to_address"]).lower(),
-                       amount=Decimal(str(chainup.WAAS_CONFIRM["amount"])), expires_at=expires)  # fmt: skip
+    cu = chainup.waas_confirm_order("", expires_at=expires)
     uw = ExpectedOrder(provider="uuwallet", order_ref="", chain="TRON", asset="USDT",
                        destination=str(uu.WITHDRAW["toAddress"]), amount=Decimal("3.3"), expires_at=expires,
                        extras=(("tenantUserId", str(uu.REQUEST_WITHDRAW["tenantUserId"])),))  # fmt: skip

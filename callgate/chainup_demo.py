@@ -15,7 +15,6 @@ import asyncio
 import json
 import time
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -26,7 +25,6 @@ from shared.config import ChainupWaasSettings, Settings
 from shared.db import create_pool
 from shared.keys import RedisKeys
 from shared.orders import register
-from shared.policy.model import ExpectedOrder
 from shared.providers import chainup_samples as samples
 from shared.providers.chainup_cosigner import public_key_hash
 from shared.redis import create_redis
@@ -120,15 +118,7 @@ def _demo_key(config: ChainupWaasSettings) -> rsablocks.RsaPrivate | None:
 async def _register_order(settings: Settings, order_ref: str) -> None:
     pool = await create_pool(settings.database_url, min_size=0, max_size=1)
     redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
-    order = ExpectedOrder(
-        provider="chainup_waas",
-        order_ref=order_ref,
-        chain=str(samples.WAAS_CONFIRM["symbol"]),
-        asset=str(samples.WAAS_CONFIRM["symbol"]),
-        destination=str(samples.WAAS_CONFIRM["to_address"]).lower(),
-        amount=Decimal(str(samples.WAAS_CONFIRM["amount"])),
-        expires_at=time.time() + ORDER_TTL_S,
-    )
+    order = samples.waas_confirm_order(order_ref, expires_at=time.time() + ORDER_TTL_S)
     try:
         await register(pool, redis, RedisKeys(settings.key_prefix), order)
     finally:

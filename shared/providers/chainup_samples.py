@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from shared import rsablocks
+from shared.policy.model import ExpectedOrder
+from shared.providers import chainup_waas as waas
 
 USDT_ROUTER = "0xe012F3957226894B1a2a44b3ef5070417a069dC2"
 TREASURY = "0x5EDc9177997Bf6B4db559A5C184051858B3B3704"
@@ -84,6 +86,16 @@ WAAS_CONFIRM: Mapping[str, Any] = {
     "symbol": "USDTERC20",
     "check_sum": "k3j4h5g6",
 }
+
+
+def waas_confirm_order(order_ref: str, *, expires_at: float | None) -> ExpectedOrder:
+    """The order a merchant registers before ChainUp asks `WAAS_CONFIRM` under `order_ref`: what
+    the confirmation's own policy question pays (USDTERC20 as chain ETH, asset USDT)."""
+    (transfer,) = waas.confirmation_request(waas.parse_withdraw_confirmation(WAAS_CONFIRM)).transfers
+    assert transfer.destination is not None and transfer.amount is not None  # a withdrawal names both
+    return ExpectedOrder(
+        waas.PROVIDER, order_ref, transfer.chain, transfer.asset, transfer.destination, transfer.amount, expires_at
+    )
 
 
 def cosigner_body(sample: Mapping[str, Any], **changes: Any) -> bytes:

@@ -22,6 +22,7 @@ from shared.errors import InvalidInput
 from shared.policy.addresses import normalize_address, normalize_symbol
 from shared.policy.model import DecisionRequest, Operation, Transfer
 from shared.providers import jsonfields as fields
+from shared.providers.chainup_symbols import chain_and_asset
 
 PROVIDER = "chainup_waas"
 SUCCESS = "SUCCESS"
@@ -239,14 +240,17 @@ def parse_withdraw_confirmation(data: object) -> WithdrawConfirmation:
 def confirmation_request(confirmation: WithdrawConfirmation) -> DecisionRequest:
     """The policy question; `order_ref` is the merchant's own request_id from /billing/withdraw."""
     destination = confirmation.to_address or f"merchant:{confirmation.to_app_id}"
-    symbol = confirmation.symbol
+    # ChainUp's coin symbol names chain and token at once (`USDTERC20`: ETH, USDT), split as the
+    # co-signer's is. The confirmation carries nothing else about the coin (§2A, both doc
+    # generations): `base_symbol` and `contract_address` come only in MPC notifications and the
+    # coin list, so an unknown symbol stays whole (chain and asset), never refused for that alone.
+    chain, asset = chain_and_asset(confirmation.symbol)
     return DecisionRequest(
         provider=PROVIDER,
         operation=Operation.WITHDRAW,
         request_id=confirmation.request_id,
         wallet=confirmation.from_uid,
-        # [I] As for the co-signer, ChainUp's coin symbol names chain and token at once.
-        transfers=(Transfer(symbol, symbol, confirmation.amount, normalize_address(destination)),),
+        transfers=(Transfer(chain, asset, confirmation.amount, normalize_address(destination)),),
         order_ref=confirmation.request_id,
         attributes=(("kind", "withdraw" if confirmation.to_address else "transfer"),),
     )
@@ -254,7 +258,9 @@ def confirmation_request(confirmation: WithdrawConfirmation) -> DecisionRequest:
 
 def confirmation_fingerprint(confirmation: WithdrawConfirmation) -> str:
     """SHA-256 over what is being confirmed. `check_sum` and `time` are left out: [U] whether a
-    re-asked confirmation carries new ones; the verdict is memoised, the answer echoes each."""
+    re-asked confirmation carries new ones; the verdict is memoised, the answer echoes each.
+    The symbol goes in as ChainUp sent it, not as the chain/asset split: answers remembered before
+    the split keep their fingerprints, so a retry still gets its verdict, not a replay refusal."""
     c = confirmation
     fields_ = [c.request_id, c.symbol, format(c.amount.normalize(), "f"), c.to_address, c.to_app_id, c.from_uid]
     return hashlib.sha256(json.dumps(fields_, separators=(",", ":")).encode()).hexdigest()

@@ -49,7 +49,7 @@ async def test_the_lifecycle_through_the_admin_api(
     client = await gateway(config)
     status, body = await call(client, "POST", "/admin/policy", '{"rules": [{"id": "l", "kind": "amount_limit"}]}')
     assert (status, body["error"]) == (422, "refused") and "rules[0]" in body["detail"]
-    transfer = {"chain": "USDTERC20", "asset": "USDTERC20", "amount": "5000", "destination": "0xabc"}
+    transfer = {"chain": "ETH", "asset": "USDT", "amount": "5000", "destination": "0xabc"}  # a USDTERC20 withdrawal
     request = {"provider": "chainup_cosigner", "operation": "withdraw", "request_id": "x", "transfers": [transfer]}
     failing = json.dumps({**json.loads(ACTIVE), "examples": [{"name": "big", "request": request, "expect": "APPROVE"}]})
     status, body = await call(client, "POST", "/admin/policy", failing, shadow="true")

@@ -51,9 +51,9 @@ OTHER_ROUTER = "0x1111111111111111111111111111111111111111"
 
 RULES: list[dict[str, Any]] = [
     {"id": "sanctions", "kind": "destinations", "deny": ["0x000000000000000000000000000000000000dEaD"]},
-    # The co-signer's USDTERC20 is chain ETH, asset USDT; WaaS confirmations still name the bare coin.
+    # ChainUp's USDTERC20 is chain ETH, asset USDT, for co-signer withdrawals and WaaS confirmations.
     {"id": "usdt-limit", "kind": "amount_limit", "match": {"provider": ["chainup_cosigner", "chainup_waas"],
-     "chain": ["ETH", "USDTERC20"], "asset": ["USDT", "USDTERC20"]}, "max_amount": "1000"},
+     "chain": "ETH", "asset": "USDT"}, "max_amount": "1000"},
     {"id": "web3", "kind": "contracts", "match": {"provider": "chainup_cosigner", "operation": "web3"},
      "allow": [samples.USDT_ROUTER, OTHER_ROUTER], "unlimited_approval": [samples.USDT_ROUTER]},
     {"id": "one-speed-up", "kind": "speed_up", "match": {"provider": "chainup_cosigner"}, "max_rounds": 1},
@@ -417,8 +417,8 @@ def order(**changes: Any) -> ExpectedOrder:
     fields: dict[str, Any] = {
         "provider": "chainup_waas",
         "order_ref": "order-77",
-        "chain": "USDTERC20",
-        "asset": "USDTERC20",
+        "chain": "ETH",  # the sample's USDTERC20, registered by chain and asset as every provider's
+        "asset": "USDT",
         "destination": samples.TREASURY.lower(),
         "amount": Decimal("12.5"),
         "expires_at": time.time() + 600,
@@ -496,6 +496,7 @@ async def test_an_order_registered_after_the_first_ask_is_confirmed_on_the_retry
         (order(destination=OTHER_ROUTER), {}),
         (order(expires_at=time.time() - 1), {}),
         (order(), {"amount": "2000"}),  # matches no order, and over the policy limit
+        (order(chain="USDTERC20", asset="USDTERC20"), {}),  # the bare symbol, as registered before the split
         (order(order_ref="order-78", amount=Decimal("2000")), {"request_id": "order-78", "amount": "2000"}),
     ],
 )

@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 
 from shared.errors import InvalidInput
 from shared.policy.model import Operation
+from shared.providers.chainup_cosigner import Kind, WithdrawCallback, decision_request, parse_callback
+from shared.providers.chainup_samples import COSIGNER_WITHDRAW
 from shared.providers.chainup_waas import (
     Family,
     Side,
     confirmation_answer,
+    confirmation_fingerprint,
     confirmation_request,
     decrypt,
     idempotency_key,
@@ -124,6 +127,8 @@ CONFIRM = {
     "symbol": "USDTERC20",
     "check_sum": "k3j4h5g6",
 }
+# A merchant-to-merchant transfer asks at the same URL, naming the other merchant's app id (§2A).
+TRANSFER = {k: v for k, v in CONFIRM.items() if k != "to_address"} | {"to": "other-app", "remark": "x"}
 
 
 def _enc(payload: object, **kwargs: object) -> str:
@@ -258,16 +263,44 @@ def test_withdraw_confirmation_question() -> None:
         "10596",
     )
     (transfer,) = request.transfers
-    assert (transfer.asset, transfer.amount, transfer.destination) == (
-        "USDTERC20",
+    assert (transfer.chain, transfer.asset, transfer.amount, transfer.destination) == (
+        "ETH",  # USDTERC20: the chain and the token it names, as for the co-signer
+        "USDT",
         Decimal("12.5"),
         "0x5edc9177997bf6b4db559a5c184051858b3b3704",
     )
 
 
+def test_a_confirmation_splits_its_symbol_as_a_cosigner_withdrawal_does() -> None:
+    # One mapping for both ChainUp protocols (tests/shared/test_chainup_cosigner.py pins its cases):
+    # a policy rule or a registered order on (TRX, USDT) means the same coin from either.
+    for symbol in ("usdttrc20", "USDCBEP20", "TRX", "FOOCOIN"):
+        withdrawal = parse_callback({**COSIGNER_WITHDRAW, "symbol": symbol}, Kind.WITHDRAW)
+        assert isinstance(withdrawal, WithdrawCallback)
+        expected = {(t.chain, t.asset) for t in decision_request(withdrawal).transfers}
+        for question in ({**CONFIRM, "symbol": symbol}, {**TRANSFER, "symbol": symbol}):
+            (transfer,) = confirmation_request(parse_withdraw_confirmation(question)).transfers
+            assert {(transfer.chain, transfer.asset)} == expected, symbol
+    assert expected == {("FOOCOIN", "FOOCOIN")}  # the last: unknown, kept whole, not refused
+
+
+def test_confirmation_fingerprints_are_those_remembered_before_the_chain_split() -> None:
+    # Pinned: a confirmation answered before USDTERC20 became ETH/USDT is retried after the
+    # upgrade with the same fingerprint, so it gets its remembered verdict, not a replay refusal.
+    assert confirmation_fingerprint(parse_withdraw_confirmation(CONFIRM)) == (
+        "d106715be9dc34ed77d7ce9dfa321ae20aae467632400e69e4e5bf6b74a25cb9"
+    )
+    assert confirmation_fingerprint(parse_withdraw_confirmation(TRANSFER)) == (
+        "408ed62ac3ae8e2e7e8e4466000a1266146f25d7319222491b617bebd24ede50"
+    )
+    # The symbol as sent is part of it: USDTERC20 and USDTTRC20 are different questions.
+    assert confirmation_fingerprint(parse_withdraw_confirmation({**CONFIRM, "symbol": "USDTTRC20"})) != (
+        confirmation_fingerprint(parse_withdraw_confirmation(CONFIRM))
+    )
+
+
 def test_merchant_transfer_confirmation_and_ambiguous_targets() -> None:
-    transfer = {k: v for k, v in CONFIRM.items() if k != "to_address"} | {"to": "other-app", "remark": "x"}
-    c = parse_withdraw_confirmation(transfer)
+    c = parse_withdraw_confirmation(TRANSFER)
     assert c.to_app_id == "other-app" and c.to_address is None
     assert confirmation_request(c).transfers[0].destination == "merchant:other-app"
     for bad in ({**CONFIRM, "to": "other-app"}, {k: v for k, v in CONFIRM.items() if k != "to_address"}):
