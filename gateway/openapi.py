@@ -74,6 +74,9 @@ class Spec:
     request: Schema | None = None
     security: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
+    # Body refusals (`_BODY_TRANSPORT` statuses) the handler answers in its own protocol, so the
+    # middleware's answer for them never reaches the client.
+    own_body_refusals: frozenset[str] = frozenset()
 
 
 _FORM_JWT = {
@@ -144,11 +147,12 @@ def _uuwallet(ok: str, unavailable: str) -> Spec:
             "200": _json(ok, _UU_ANSWER),
             "400": _json("Undecryptable or invalid request.", _UU_ANSWER),
             "401": _json("Wrong X-API-KEY.", _UU_ANSWER),
-            "413": _json("Body over the cap.", _UU_ANSWER),
+            "413": _json("Body over CALLGATE_UUWALLET_MAX_BODY_BYTES or CALLGATE_MAX_BODY_BYTES.", _UU_ANSWER),
             "503": _json(unavailable, _UU_ANSWER),
         },
         request=_UU_BODY,
         security=("uuwalletApiKey",),
+        own_body_refusals=frozenset({"413"}),
     )
 
 
@@ -455,7 +459,8 @@ def _also(answer: Schema, transport: Schema) -> Schema:
 
 def _responses(spec: Spec) -> dict[str, Schema]:
     """The route's answers and the HTTP layer's (`_TRANSPORT`) for the same operation."""
-    transport = _TRANSPORT | _BODY_TRANSPORT if spec.request is not None else _TRANSPORT
+    body = {status: a for status, a in _BODY_TRANSPORT.items() if status not in spec.own_body_refusals}
+    transport = _TRANSPORT | body if spec.request is not None else _TRANSPORT
     responses = dict(spec.responses)
     for status, answer in transport.items():
         if status in responses:

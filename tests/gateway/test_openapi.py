@@ -169,3 +169,21 @@ async def test_the_middlewares_body_refusals_are_declared(
     refused = {path for _, path, code, content_type, _ in answers if code == status}
     assert "/cobo/waas/webhooks" in refused  # it reads the body first: the middleware answers
     assert "/admin/orders" in refused
+
+
+async def test_uuwallet_answers_a_body_over_the_cap_in_its_declared_envelope_only(
+    gateway: Gateway, settings: Settings, tmp_path: Path
+) -> None:
+    """UU Wallet answers its own 413 (the WaaS reads errCode), so its operations declare no other."""
+    everything = dataclasses.replace(_all_providers(settings, tmp_path), max_body_bytes=1024)
+    uu = everything.providers.uuwallet
+    assert uu is not None
+    client = await gateway(everything)
+    doc = (await (await client.get("/openapi.json")).json())["paths"]
+    for path in ("/uuwallet/callback", "/uuwallet/withdraw-info"):
+        declared = doc[path]["post"]["responses"]["413"]["content"]
+        assert list(declared) == ["application/json"] and "anyOf" not in declared["application/json"]["schema"]
+        envelope = declared["application/json"]["schema"]["required"]
+        response = await client.post(path, data=b"x" * 2048, headers={"X-API-KEY": uu.api_keys[0]})
+        answer = await response.json()
+        assert (response.status, sorted(answer), answer["errCode"] != 0) == (413, sorted(envelope), True)

@@ -33,6 +33,7 @@ from shared.orders import confirm, register
 from shared.policy.document import parse_document
 from shared.policy.model import ExpectedOrder
 from shared.policy.snapshot import PolicySnapshot, compile_snapshot
+from shared.providers.uuwallet import ErrCode
 from shared.providers.uuwallet_samples import (
     DEPOSIT,
     REQUEST_WITHDRAW,
@@ -341,9 +342,13 @@ async def test_an_oversized_body_is_413(start: Start, uu_settings: Settings, red
     response = await client.post(CALLBACK, data=big, headers=HEADERS)
     assert response.status == 413
     assert (await response.json())["errCode"] != 0
+    # Over the gateway's own cap too: still UU Wallet's envelope (nothing to echo), not our JSON error.
     over_the_gateway_cap = b"A" * (uu_settings.max_body_bytes + 1)
-    assert (await client.post(CALLBACK, data=over_the_gateway_cap, headers=HEADERS)).status == 413
-    assert _count(client, "too_large") == 2
+    for path in (CALLBACK, CONFIRM):
+        response = await client.post(path, data=over_the_gateway_cap, headers=HEADERS)
+        assert response.status == 413
+        assert await response.json() == {"errCode": ErrCode.INVALID, "message": "body too large", "data": ""}
+    assert _count(client, "too_large") == 3
     assert await redis.zcard(uu_settings.queue_name) == 0
 
 
