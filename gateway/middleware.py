@@ -15,8 +15,12 @@ import os
 import time
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
+
+# aiohttp's own Expect handler (a private name; tests/gateway/test_openapi.py sends 100-continue
+# through it and fails if an upgrade moves it).
+from aiohttp.web_urldispatcher import _default_expect_handler as _AIOHTTP_EXPECT
 from prometheus_client import Histogram
 
 from gateway.keys import METRICS
@@ -90,6 +94,23 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         # the client does not send its next request down a socket that is about to go.
         response.force_close()
     _route_timer(request.app[METRICS].request_seconds, _route_name(request)).observe(time.perf_counter() - started)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+async def expect(request: web.Request) -> web.StreamResponse | None:
+    """Every route's `Expect` handler (aiohttp runs it before the middleware): 100-continue as
+    aiohttp's own; any other expectation 417 in our error shape, with a request id, counted
+    (`callgate_http_rejections_total{reason="bad_expect"}`), where aiohttp would answer plain text
+    that no log or metric saw."""
+    if request.headers.get("Expect", "").lower() == "100-continue" or request.version != HttpVersion11:
+        # aiohttp's handler: "100 Continue" on HTTP/1.1, nothing on HTTP/1.0 (RFC 9110 10.1.1).
+        await _AIOHTTP_EXPECT(request)
+        return None
+    request_id = new_request_id()
+    request.app[METRICS].http_rejections.labels("bad_expect").inc()
+    logger.debug("request %s: unknown expectation %r refused", request_id, request.headers.get("Expect", "")[:64])
+    response = _json(417, "expectation_failed", "only Expect: 100-continue is supported")
     response.headers["X-Request-Id"] = request_id
     return response
 

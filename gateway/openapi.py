@@ -49,13 +49,13 @@ _UNAVAILABLE = _error("Nothing durable could take the callback now (Redis and th
 
 # What the HTTP layer answers before or around any handler, in no provider's protocol (the head
 # is not parsed yet, or the handler never runs): gateway/server.py refuses a malformed head (400)
-# or one over the parser's limits (431) and cuts a late one (408); aiohttp's router answers an
-# `Expect` other than 100-continue on HTTP/1.1 with its own text/plain 417 before the middleware;
-# the middleware cuts a late body (408). Every operation can meet these.
+# or one over the parser's limits (431) and cuts a late one (408); every route's expect handler
+# (gateway/middleware.py::expect) refuses an `Expect` other than 100-continue on HTTP/1.1 (417)
+# before the middleware runs; the middleware cuts a late body (408). Every operation can meet these.
 _TRANSPORT: dict[str, Schema] = {
     "400": _error("Malformed HTTP request head (the server's answer, before any handler)."),
     "408": _error("The request head or body did not arrive in time."),
-    "417": _text("An Expect header other than 100-continue (HTTP/1.1): aiohttp's own answer."),
+    "417": _error("An Expect header other than 100-continue (HTTP/1.1)."),
     "431": _error("Request head over the server's limits."),
 }
 # And where the handler reads a body: the middleware's answers to one aiohttp cannot read (a
@@ -250,8 +250,14 @@ SPECS: dict[str, Spec] = {
         request={"required": True, "content": {"application/json": {"schema": _obj(("id", "status"), id=_STR)}}},
     ),
     "cobo_tss_check": Spec(
-        {"200": _text("RS256 JWT by our key; package_data = {request_id, status, action, error}.")},
+        {
+            "200": _text(
+                "RS256 JWT by our key; package_data = {request_id, status, action, error}. A body over the cap"
+                " is answered here too, with status 10 (invalid request)."
+            )
+        },
         request=_FORM_JWT,
+        own_body_refusals=frozenset({"413"}),
     ),
     "cobo_tss_event": Spec(
         {
@@ -274,6 +280,7 @@ SPECS: dict[str, Spec] = {
         },
         request={"required": True, "content": {"application/json": {"schema": _obj(("tss_request_id", "status"))}}},
         security=("ucwApiKey",),
+        own_body_refusals=frozenset({"413"}),
     ),
     "cobo_waas_webhook": Spec(
         {

@@ -22,6 +22,7 @@ from gateway.handlers import (
     wyre,
 )
 from gateway.handlers.admin_common import counted
+from gateway.middleware import expect
 from shared.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -280,4 +281,4 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
     for route in enabled_routes(settings):
         # Every admin answer is counted by outcome: refused tokens and 503s show up on dashboards.
         handler = counted(route.handler) if route.path.startswith("/admin/") else route.handler
-        app.router.add_route(route.method, route_path(route, settings), handler, name=route.name)
+        app.router.add_route(route.method, route_path(route, settings), handler, name=route.name, expect_handler=expect)

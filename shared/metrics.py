@@ -62,8 +62,8 @@ class Metrics:
         )
         self.http_rejections = Counter(
             "callgate_http_rejections_total",
-            "Connections answered before routing: request head too slow (head_timeout), too large "
-            "(head_too_large) or malformed (bad_head).",
+            "Requests answered before any handler: request head too slow (head_timeout), too large "
+            "(head_too_large) or malformed (bad_head), or an unknown Expect (bad_expect).",
             ["reason"],
             registry=r,
         )

@@ -99,3 +99,25 @@ async def test_a_batch_serving_many_requests_logs_with_none_of_their_ids(
     assert response.status == 200 and (await response.json())["status"] == "spooled"
     spooling = [line for line in json_lines.lines if "spooling" in str(line["msg"])]
     assert spooling and all("correlation_id" not in line for line in spooling)
+
+
+async def test_an_unknown_expectation_gets_our_417_counted_and_100_continue_still_works(
+    gateway: Gateway, settings: Settings
+) -> None:
+    """aiohttp would answer an unknown `Expect` in plain text before any middleware, unseen by logs
+    and metrics; ours answers the fixed error shape with a request id, and counts it. The
+    handshake curl and other clients use for large bodies (100-continue) still reaches the route."""
+    client = await gateway(settings)
+    metrics = client.app[METRICS]
+    odd = await client.post(URL, data=b"{}", headers={"Expect": "something-odd"})
+    assert odd.status == 417
+    assert await odd.json() == {"error": "expectation_failed", "detail": "only Expect: 100-continue is supported"}
+    assert odd.headers["X-Request-Id"]
+    assert sample_value(metrics, "callgate_http_rejections_total", {"reason": "bad_expect"}) == 1
+    # Nothing was recorded for it: the handler never ran.
+    assert sample_value(metrics, "callgate_callbacks_total", {"provider": "wyre", "outcome": "accepted"}) == 0
+    body = wyre_transaction("PENDING", "TR_EXPECT100")
+    handshake = await client.post(URL, data=body, expect100=True, headers={"Content-Type": "application/json"})
+    assert handshake.status == 200, await handshake.text()
+    assert (await handshake.json())["status"] == "accepted"
+    assert sample_value(metrics, "callgate_http_rejections_total", {"reason": "bad_expect"}) == 1
