@@ -1,6 +1,6 @@
 """Where `POST /admin/policy/test` decides: in a helper process, not on the gateway's event loop.
 
-A policy test decides every recorded decision of a window under a candidate, about 13 500 a
+A policy test decides every recorded decision of a window under a candidate, tens of thousands a
 second on one core (docs/policy.md). On the loop that also answers the synchronous approve/reject
 callbacks, a large window would hold their signed answers back for as long as it runs. So the
 loop only streams the recorded rows from PostgreSQL in pages (`shared.policy.replay.recorded_pages`)
