@@ -10,8 +10,11 @@ crypto and async routes enqueue rather than short-cut as duplicates. The file of
 cached (`--cache`); every run starts fresh servers, so cached ids are new to them.
 
 Phases: saturation with 1 and 2 gateway processes, then fixed rates with 1 process (wrk has no
-open-loop pacing: each connection waits connections/rate between its requests with Lua
-`delay()`, so the offered rate is an upper bound and latencies are closed-loop). Then worker
+open-loop pacing: each connection waits a random time between its requests with Lua `delay()`,
+connections/rate on average, so the offered rate is an upper bound and latencies are
+closed-loop; random, because with a fixed wait the connections stay in step and every request
+arrives in a burst of all of them, which measures the burst's queue rather than the route).
+Then worker
 scaling: Wyre callbacks queued with no worker, then drained by 1 and by 2 worker processes
 (`bench.e2e_bench.drain`). Results go to bench/results/routes.json.
 """
@@ -325,7 +328,8 @@ request = function()
   return reqs[((i - 1) % #reqs) + 1]
 end
 """
-DELAY = "\ndelay = function() return __DELAY__ end\n"
+# Uniform on [0, 2 x mean] ms: the connections drift apart at once instead of arriving together.
+DELAY = "\ndelay = function() return math.random() * 2 * __DELAY__ end\n"
 
 
 # -- servers and state ------------------------------------------------------------------------
