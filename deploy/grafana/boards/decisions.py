@@ -1,5 +1,5 @@
 """Synchronous decisions and policy: decisions by action, type and reason, evaluation time, policy
-versions per process, shadow disagreements, order replica.
+versions per process, shadow disagreements, order replica, signer restarts.
 """
 
 from __future__ import annotations
@@ -99,6 +99,10 @@ def build() -> dict[str, Any]:
                 timeseries(
                     "Expected orders held per process",
                     [("callgate_orders_replica_orders", "{{instance}}")],
+                ),
+                timeseries(
+                    "Cobo TSS signer processes restarted",
+                    [(f"sum by (instance) (increase(callgate_signer_restarts_total[{RATE}]))", "{{instance}}")],
                 ),
             ],
         ],
