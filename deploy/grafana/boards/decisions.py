@@ -102,7 +102,7 @@ def build() -> dict[str, Any]:
                 ),
                 timeseries(
                     "Cobo TSS signer processes restarted",
-                    [(f"sum by (instance) (increase(callgate_signer_restarts_total[{RATE}]))", "{{instance}}")],
+                    [per("instance", "callgate_signer_restarts_total", fn="increase")],
                 ),
             ],
         ],
