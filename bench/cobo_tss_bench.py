@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
-from bench.harness import LoadResult, cpu_seconds, free_port, run_wrk, start, stop
+from bench.harness import LoadResult, cpu_seconds, free_port, queue_depth, run_wrk, start, stop
 from callgate.embedded import EmbeddedRedis
 from shared.db import create_pool, migrate
 from shared.keys import RedisKeys
@@ -321,7 +321,7 @@ class RouteRun:
             after = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _pid_cpu(self.redis))
             waits, preempted = (b - a for a, b in zip(switches, _loop_switches(gateways), strict=True))
             gateways_s, loops_s, client_s, redis_s = (b - a for a, b in zip(before, after, strict=True))
-            fresh = asyncio.run(_queued(self.redis.url))
+            fresh = asyncio.run(queue_depth(self.redis.url))
             return result, CpuUse(gateways_s, loops_s, client_s, redis_s, fresh, waits, preempted)
         raise AssertionError("unreachable")
 
@@ -379,14 +379,6 @@ def _wait_idle(gateways: list[subprocess.Popen[bytes]], *, quiet_s: float = 0.3,
         time.sleep(quiet_s)
         if _cpu_seconds(gateways) - cpu < 0.05 * quiet_s * len(gateways):
             return
-
-
-async def _queued(redis_url: str) -> int:
-    client = Redis.from_url(redis_url)
-    try:
-        return int(await client.zcard("arq:queue"))
-    finally:
-        await client.aclose()
 
 
 def _forget_decisions(redis_url: str) -> None:

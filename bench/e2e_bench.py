@@ -31,9 +31,8 @@ import aiohttp
 import asyncpg
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
-from bench.harness import RESULTS, cpu_seconds, free_port, machine, start, stop
+from bench.harness import RESULTS, cpu_seconds, free_port, machine, queue_depth, start, stop
 from callgate.embedded import EmbeddedRedis
 from shared.config import Settings
 from shared.db import migrate
@@ -188,14 +187,6 @@ async def _until(measure: Callable[[], Awaitable[int]], target: int, *, timeout_
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out at {value}, waiting for {target}")
         await asyncio.sleep(0.05)
-
-
-async def queue_depth(url: str) -> int:
-    client = Redis.from_url(url)
-    try:
-        return int(await client.zcard("arq:queue"))
-    finally:
-        await client.aclose()
 
 
 def serve_worker(poll_delay_s: float) -> None:

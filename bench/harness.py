@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import asyncpg
+from redis.asyncio import Redis
 
 from callgate.embedded import free_port, port_answers
 
@@ -171,3 +172,12 @@ def report(bench: str, results: list[LoadResult], extra: dict[str, object]) -> N
 
 
 __all__ = ["LoadResult", "free_port", "private_database", "report", "run_wrk", "start", "stop"]
+
+
+async def queue_depth(redis_url: str) -> int:
+    """Jobs in arq's default queue (due or deferred) of the Redis at `redis_url`."""
+    client = Redis.from_url(redis_url)
+    try:
+        return int(await client.zcard("arq:queue"))
+    finally:
+        await client.aclose()
