@@ -19,6 +19,7 @@ from shared.notify import replay, subscribers
 from shared.notify.breaker import Breaker
 from shared.queue import enqueue_jobs
 from shared.redis import create_redis
+from shared.times import parse_time
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,18 +43,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     again = sub.add_parser("replay", help="deliver notifications again (same webhook-id), re-enqueue dead letters")
     again.add_argument("--id", action="append", dest="ids", help="a notification id (repeat)")
     again.add_argument("--subscriber", help="only this subscriber's notifications")
-    again.add_argument("--since", type=_when, help="created at or after (ISO 8601)")
-    again.add_argument("--until", type=_when, help="created before (ISO 8601)")
+    again.add_argument("--since", type=parse_time, help="created at or after (ISO 8601)")
+    again.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
     again.add_argument(
         "--status", action="append", choices=replay.STATUSES, help="which notifications (default: dead; repeat)"
     )
     again.add_argument("--dead-letters", action="store_true", help="also re-enqueue dead letters of other jobs")
     again.add_argument("--job", help="with --dead-letters: only this job's")
-
-
-def _when(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.console.keys import TEMPLATES
 from gateway.console.session import csrf_token, current
+from shared.times import parse_time
 
 
 def environment() -> jinja2.Environment:
@@ -54,10 +55,9 @@ def time_param(request: web.Request, name: str) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name}: expected a date and time like 2026-01-31T12:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def local_value(value: dt.datetime | None) -> str:

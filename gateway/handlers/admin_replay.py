@@ -37,6 +37,7 @@ from gateway.live import DATABASE
 from gateway.middleware import error_response
 from shared.errors import InvalidInput
 from shared.notify import replay
+from shared.times import parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,6 @@ def _when(data: dict[str, Any], field: str) -> dt.datetime | None:
     if value is None:
         return None
     try:
-        when = dt.datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError:
         raise InvalidInput(field, "an ISO 8601 time, e.g. 2026-11-22T03:00:00Z") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
