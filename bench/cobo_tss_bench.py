@@ -311,14 +311,14 @@ class RouteRun:
             _wait_idle(gateways)  # answers to the warm-up's last requests are not billed to the run
             _forget_decisions(self.redis.url)  # every token is a first request again
             switches = _loop_switches(gateways)
-            before = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _pid_cpu(self.redis))
+            before = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _redis_cpu(self.redis))
             try:
                 result = run_wrk(self.name, url, lua, seconds=seconds, connections=connections, timeout_s=30)
             except (KeyError, AttributeError):
                 if attempt == 2:
                     raise
                 continue
-            after = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _pid_cpu(self.redis))
+            after = (_cpu_seconds(gateways), _loop_cpu(gateways), _children_cpu(), _redis_cpu(self.redis))
             waits, preempted = (b - a for a, b in zip(switches, _loop_switches(gateways), strict=True))
             gateways_s, loops_s, client_s, redis_s = (b - a for a, b in zip(before, after, strict=True))
             fresh = asyncio.run(queue_depth(self.redis.url))
@@ -359,16 +359,15 @@ def _loop_switches(processes: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def _redis_cpu(redis: EmbeddedRedis) -> float:
+    assert redis.proc is not None
+    return cpu_seconds(redis.proc.pid)
+
+
 def _children_cpu() -> float:
     """CPU of our finished children: wrk, once `run_wrk` has reaped it."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _pid_cpu(redis: EmbeddedRedis) -> float:
-    assert redis.proc is not None
-    fields = Path(f"/proc/{redis.proc.pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_idle(gateways: list[subprocess.Popen[bytes]], *, quiet_s: float = 0.3, limit_s: float = 30) -> None:
