@@ -301,12 +301,12 @@ SIGNER = web.AppKey("cobo_tss_signer", Signer)
 async def answer_signer(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: the Cobo TSS answer signer (`CALLGATE_COBO_TSS_SIGNER`; none for `loop`)."""
     config = app[SETTINGS].providers.cobo_tss
-    if config is None or config.signing == "loop":
+    if config is None or config.signer == "loop":
         yield
         return
     loop = asyncio.get_running_loop()
     signer: Signer
-    if config.signing == "thread":
+    if config.signer == "thread":
         signer = ThreadSigner(config.private_key, loop)
     else:
         signer = ProcessSigner(config.private_key, loop, app[METRICS])

@@ -210,12 +210,6 @@ class CoboTssSettings:
     # Where answers are signed: "process" (a signer process beside each gateway process),
     # "thread" or "loop" (on the event loop); see gateway/signer.py.
     signer: str = "process"
-    sign_in_thread: bool = False  # the older switch: True means signer "thread"
-
-    @property
-    def signing(self) -> str:
-        """Where answers are signed, the older switch taken into account."""
-        return "thread" if self.sign_in_thread else self.signer
 
 
 def _cobo_tss(env: Env) -> CoboTssSettings | None:
@@ -240,8 +234,6 @@ def _cobo_tss(env: Env) -> CoboTssSettings | None:
         response_ttl_minutes=_float(env, "CALLGATE_COBO_TSS_RESPONSE_TTL_MINUTES", 2.0, minimum=0.5),
         token_leeway_seconds=_float(env, "CALLGATE_COBO_TSS_TOKEN_LEEWAY_SECONDS", 30.0),
         signer=_signer(env),
-        # Predates CALLGATE_COBO_TSS_SIGNER and still means what it did.
-        sign_in_thread=_bool(env, "CALLGATE_COBO_TSS_SIGN_IN_THREAD", False),
     )
 
 
@@ -249,7 +241,8 @@ def _signer(env: Env) -> str:
     signer = _str(env, "CALLGATE_COBO_TSS_SIGNER", "process")
     if signer not in SIGNERS:
         raise ConfigError("CALLGATE_COBO_TSS_SIGNER", f"{signer!r} is not one of {', '.join(SIGNERS)}")
-    return signer
+    # The older switch predates CALLGATE_COBO_TSS_SIGNER and still means what it did: true is "thread".
+    return "thread" if _bool(env, "CALLGATE_COBO_TSS_SIGN_IN_THREAD", False) else signer
 
 
 # <<< cobo_tss settings

@@ -29,6 +29,7 @@ from callgate.cobo_tss_demo import KEY_VARIABLE, send_cobo_tss
 from gateway.app import create_app
 from gateway.handlers.cobo_tss import _form_token
 from gateway.keys import METRICS, POLICY
+from gateway.signer import SIGNER, ThreadSigner
 from shared.config import CoboTssSettings, Settings
 from shared.errors import InvalidInput
 from shared.jobs import key_hash
@@ -371,7 +372,8 @@ async def test_event_route_is_off_without_an_event_key(cobo: Start) -> None:
 
 
 async def test_answers_signed_in_a_thread_are_the_same_protocol(cobo: Start) -> None:
-    h = await cobo(sign_in_thread=True)
+    h = await cobo(signer="thread")
+    assert isinstance(h.client.app[SIGNER], ThreadSigner)
     answers = await asyncio.gather(*(h.check(samples.keygen(f"thr-{i}")) for i in range(8)))
     assert {(a["status"], a["action"]) for a in answers} == {(0, "APPROVE")}
     assert sorted(a["request_id"] for a in answers) == sorted(f"thr-{i}" for i in range(8))
