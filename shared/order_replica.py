@@ -32,11 +32,11 @@ from typing import Any, cast
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.channels import follow, pause, stop_requested, stop_tasks
 from shared.db import Pool
 from shared.errors import InputError
+from shared.health import REDIS_ERRORS
 from shared.keys import RedisKeys
 from shared.metrics import Metrics
 from shared.orders import confirm, order_from_json, persist_confirmations, prune_expired
@@ -52,8 +52,7 @@ PERSIST_BATCH = 100  # confirmations written to Postgres between two checks for 
 # How long `start` waits for the subscription before loading anyway (Redis down: the poll retries).
 SUBSCRIBE_WAIT_S = 1.0
 
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-_POLL_ERRORS = (*_REDIS_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
+_POLL_ERRORS = (*REDIS_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,7 +117,7 @@ class OrderReplica:
         with contextlib.suppress(TimeoutError):  # (not wait_for: on 3.11 it can swallow a cancellation)
             async with asyncio.timeout(SUBSCRIBE_WAIT_S):
                 await subscribed.wait()
-        with contextlib.suppress(*_REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self.reload("start")  # (failed: announcements apply as they come, the poll reloads)
 
     async def stop(self) -> None:

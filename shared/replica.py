@@ -25,17 +25,13 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.channels import follow, stop_tasks
+from shared.health import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# What Redis being unreachable or slow looks like (TimeoutError is an OSError). Anything else a
-# loader raises is a bug in it or in the stored data, and is not retried quietly.
-_REDIS_ERRORS = (RedisError, OSError)
 
 
 class Replica(Generic[T]):
@@ -65,7 +61,7 @@ class Replica(Generic[T]):
 
     async def start(self) -> None:
         """Load once (a failure is retried by the poll), then follow announcements and poll."""
-        with contextlib.suppress(*_REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self.reload()
         self._tasks = [
             asyncio.create_task(follow(self._redis, self._channel, self._on_message)),
@@ -92,5 +88,5 @@ class Replica(Generic[T]):
                 if self._stale is None or await self._stale() or time.monotonic() >= next_full:
                     next_full = time.monotonic() + self._full_reload_s
                     await self.reload()
-            except _REDIS_ERRORS as e:
+            except REDIS_ERRORS as e:  # anything else is a bug in the loader or the data
                 logger.warning("%s replica reload failed (retried next round): %s", self._name, type(e).__name__)
