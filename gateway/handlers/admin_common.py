@@ -94,9 +94,9 @@ def texts(data: dict[str, Any], field: str, *, max_items: int, max_length: int =
     return value
 
 
-def unavailable(request: web.Request, what: str, e: BaseException, *, postgres: bool) -> web.Response:
-    """The 503 for a store that is away; a Postgres failure also moves `callgate_postgres_up`."""
-    if postgres and (health := request.app.get(POSTGRES_HEALTH)) is not None:
+def unavailable(request: web.Request, what: str, e: BaseException) -> web.Response:
+    """The 503 when PostgreSQL is away; it also moves `callgate_postgres_up` at once."""
+    if (health := request.app.get(POSTGRES_HEALTH)) is not None:
         health.record(ok=False)
     logger.warning("%s unavailable: %s", what, type(e).__name__)
     return error_response(503, "unavailable", "the store cannot be reached now; retry")

@@ -62,7 +62,7 @@ async def replay_notifications(request: web.Request) -> web.Response:
         detail = 'reset but not enqueued: once Redis is back, send the same request with "statuses": ["pending"]'
         return error_response(503, "unavailable", detail)
     except POSTGRES_DOWN as e:
-        return unavailable(request, "notification replay", e, postgres=True)
+        return unavailable(request, "notification replay", e)
     postgres_answered(request)
     logger.info("admin API replayed %d notifications", len(picked))
     return web.json_response({"replayed": [{"id": n, "attempt": a} for n, a in picked], "count": len(picked)})
@@ -78,7 +78,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
         async with request.app[DATABASE].acquire() as conn:
             letters = await replays.open_letters(conn, job=job, limit=limit)
     except POSTGRES_DOWN as e:
-        return unavailable(request, "dead letter list", e, postgres=True)
+        return unavailable(request, "dead letter list", e)
     postgres_answered(request)
     views = [
         {"id": x.id, "job": x.job, "ref": x.ref, "reason": x.reason, "created_at": x.created_at.isoformat()}
@@ -107,7 +107,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
             503, "unavailable", "marked replayed but not enqueued: replay them with `callgate replay`"
         )
     except POSTGRES_DOWN as e:
-        return unavailable(request, "dead letter replay", e, postgres=True)
+        return unavailable(request, "dead letter replay", e)
     postgres_answered(request)
     logger.info("admin API replayed %d dead letters", len(done.replayed))
     return web.json_response({"replayed": [{"id": i, "job": j} for i, j in done.replayed], "not_open": done.not_open})

@@ -53,7 +53,7 @@ async def list_subscribers(request: web.Request) -> web.Response:
         async with request.app[DATABASE].acquire() as conn:
             found = await subscribers.list_all(conn)
     except POSTGRES_DOWN as e:
-        return unavailable(request, "subscriber list", e, postgres=True)
+        return unavailable(request, "subscriber list", e)
     postgres_answered(request)
     breakers = await _breakers(request, [s.id for s in found])
     return web.json_response({"subscribers": [{**_view(s), "breaker": breakers.get(s.id)} for s in found]})
@@ -86,7 +86,7 @@ async def create(request: web.Request) -> web.Response:
         # The name check above races with a concurrent create; the unique constraint settles it.
         return error_response(409 if e.field == "name" else 400, "conflict" if e.field == "name" else "invalid", str(e))
     except POSTGRES_DOWN as e:
-        return unavailable(request, "subscriber create", e, postgres=True)
+        return unavailable(request, "subscriber create", e)
     postgres_answered(request)
     logger.info("subscriber %s (%d) created from the admin API", created.name, created.id)
     return web.json_response({**_view(created), "secret": secret}, status=201)
@@ -117,7 +117,7 @@ async def rotate(request: web.Request) -> web.Response:
     except InvalidInput as e:
         return error_response(404, "not_found", str(e))
     except POSTGRES_DOWN as e:
-        return unavailable(request, "subscriber rotate", e, postgres=True)
+        return unavailable(request, "subscriber rotate", e)
     postgres_answered(request)
     if rotated is None:  # deleted between the two statements
         return error_response(404, "not_found", f"no subscriber named {name!r}")
@@ -141,7 +141,7 @@ async def _set_enabled(request: web.Request, *, enabled: bool) -> web.Response:
             found = await subscribers.set_enabled(conn, name, enabled, reason=reason)
             changed = await subscribers.find(conn, name) if found else None
     except POSTGRES_DOWN as e:
-        return unavailable(request, "subscriber enable/disable", e, postgres=True)
+        return unavailable(request, "subscriber enable/disable", e)
     postgres_answered(request)
     if changed is None:
         return error_response(404, "not_found", f"no subscriber named {name!r}")
