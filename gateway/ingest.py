@@ -52,7 +52,7 @@ class Ingestor:
         self._spool = spool
         self._keys = keys
         self._metrics = metrics
-        self._batcher: LoopBatcher[QueueItem, Outcome | QueueUnavailable] = LoopBatcher(
+        self._batcher: LoopBatcher[QueueItem, Outcome] = LoopBatcher(
             self._send, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT
         )
         self._spool_lock = asyncio.Lock()
@@ -71,10 +71,7 @@ class Ingestor:
         return await self.submit_item(self.item_for(envelope, function))
 
     async def submit_item(self, item: QueueItem) -> Outcome:
-        outcome = await self._batcher.submit(item)
-        if isinstance(outcome, QueueUnavailable):
-            raise outcome
-        return outcome
+        return await self._batcher.submit(item)
 
     async def start(self, *, replay_interval_s: float) -> None:
         self._replayer = asyncio.create_task(self._replay_loop(replay_interval_s), name="spool-replay")
@@ -87,7 +84,7 @@ class Ingestor:
             await asyncio.gather(self._replayer, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._spool.close)
 
-    async def _send(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
+    async def _send(self, items: Sequence[QueueItem]) -> list[Outcome]:
         try:
             return await self._enqueue(items)
         except (RedisError, OSError) as e:
@@ -95,7 +92,7 @@ class Ingestor:
             self._metrics.redis_up.set(0)
             return await self._spool_batch(items)
 
-    async def _enqueue(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
+    async def _enqueue(self, items: Sequence[QueueItem]) -> list[Outcome]:
         started = time.perf_counter()
         flags = await self._queue.enqueue_batch(items)
         self._metrics.enqueue_seconds.observe(time.perf_counter() - started)
@@ -103,7 +100,7 @@ class Ingestor:
         self._metrics.redis_up.set(1)
         return [Outcome.ACCEPTED if flag else Outcome.DUPLICATE for flag in flags]
 
-    async def _spool_batch(self, items: Sequence[QueueItem]) -> list[Outcome | QueueUnavailable]:
+    async def _spool_batch(self, items: Sequence[QueueItem]) -> list[Outcome]:
         records = [item.to_record() for item in items]
         loop = asyncio.get_running_loop()
         try:
@@ -111,7 +108,7 @@ class Ingestor:
                 await loop.run_in_executor(None, self._spool.append, records)
         except SpoolError as e:
             logger.error("spool unavailable too: answering unavailable to %d callbacks (%s)", len(items), e)
-            return [QueueUnavailable(str(e)) for _ in items]
+            raise QueueUnavailable(str(e)) from e  # the batcher raises it (a copy each) in every caller
         self._metrics.spool_records.labels("written").inc(len(records))
         return [Outcome.SPOOLED for _ in items]
 
