@@ -204,11 +204,7 @@ class ProcessSigner:
             return
         lived = time.monotonic() - child.started
         self._failures = 0 if lived >= self.STABLE_S else self._failures + 1
-        delay = self.RESTART_DELAYS_S[min(self._failures, len(self.RESTART_DELAYS_S) - 1)]
-        logger.error(
-            "cobo_tss signer process failed (%s): signing on the event loop, a new process in %.1fs", error, delay
-        )
-        self._restart = self._loop.call_later(delay, self._replace)
+        self._restart_later(f"failed ({error}): signing on the event loop")
 
     def _sign_queued_here(self) -> None:
         queued, self._queued = self._queued, []
@@ -228,16 +224,17 @@ class ProcessSigner:
         try:
             self._child = self._start_child()
         except OSError as e:  # fork refused (memory, pid limits): try again later
-            self._lose_failed_start(e)
+            self._failures += 1
+            self._restart_later(f"could not start ({e})")
             return
         if self._metrics is not None:
             self._metrics.signer_restarts.inc()
         logger.warning("cobo_tss signer process started again (pid %d)", self._child.proc.pid)
 
-    def _lose_failed_start(self, error: OSError) -> None:
-        self._failures += 1
+    def _restart_later(self, what: str) -> None:
+        """A new process after the backoff of `_failures` consecutive short lives."""
         delay = self.RESTART_DELAYS_S[min(self._failures, len(self.RESTART_DELAYS_S) - 1)]
-        logger.error("cobo_tss signer process could not start (%s): again in %.1fs", error, delay)
+        logger.error("cobo_tss signer process %s, a new process in %.1fs", what, delay)
         self._restart = self._loop.call_later(delay, self._replace)
 
 
