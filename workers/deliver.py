@@ -55,10 +55,10 @@ class NotifyRuntime:
     session: aiohttp.ClientSession
     policy: DeliveryPolicy
     breaker: Breaker
+    # Records attempts' outcomes: those that end together share one statement (`outcome_records`).
+    records: Coalescer[Outcome, bool]
     clock: Clock = time.time
     rng: random.Random = field(default_factory=random.Random)
-    # Outcomes of attempts that end in the same event-loop iteration share one statement.
-    records: Coalescer[Outcome, bool] | None = None
     # This process's own attempts per subscriber, capped like the shared slots (see `_local_turn`).
     turns: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
@@ -82,12 +82,16 @@ async def notify_resources(ctx: JobCtx) -> AsyncIterator[None]:
     clock = ctx.get(CLOCK) or time.time
     # No cookies: receivers are machines, and one receiver must not see another's.
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
-        records = Coalescer(functools.partial(_record_many, d), window_s=batching.WINDOW_S)
-        ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, clock, records=records)
+        ctx[RUNTIME] = d.runtimes[RUNTIME] = NotifyRuntime(session, policy, breaker, outcome_records(d), clock)
         try:
             yield
         finally:
             d.runtimes.pop(RUNTIME, None)
+
+
+def outcome_records(d: WorkerDeps) -> Coalescer[Outcome, bool]:
+    """`outbox.record_many` for the attempts that end within `batching.WINDOW_S` of each other."""
+    return Coalescer(functools.partial(_record_many, d), window_s=batching.WINDOW_S)
 
 
 def _runtime(ctx: JobCtx) -> NotifyRuntime:
@@ -274,7 +278,7 @@ def _classify(status: int | None) -> str:
 async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> Result:
     attempt = sent.attempt
     if attempt.outcome == "delivered":
-        await _record(d, rt, Outcome(row.id, attempt, "delivered"))
+        await rt.records([Outcome(row.id, attempt, "delivered")])
         d.metrics.notification_delivered_attempt.observe(attempt.number)
         return Result("delivered")
     if attempt.outcome == "gone":
@@ -288,7 +292,7 @@ async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> 
     retry_after = retry_after_seconds(sent.retry_after, now) if attempt.outcome == "throttled" else None
     delay = rt.policy.delay_after(attempt.number, rt.rng, retry_after_s=retry_after)
     if delay is None:
-        await _record(d, rt, Outcome(row.id, attempt, "dead"))
+        await rt.records([Outcome(row.id, attempt, "dead")])
         d.metrics.dead_letters.labels(DELIVER_NOTIFICATION).inc()
         return Result("dead")
     # The next attempt is enqueued before this one is recorded: if the worker dies in between,
@@ -296,15 +300,8 @@ async def _book(d: WorkerDeps, rt: NotifyRuntime, row: Delivery, sent: Sent) -> 
     # order could lose the next attempt. A next attempt that starts before the record lands
     # finds the row one attempt behind and waits ("early").
     await enqueue(d, row.id, attempt.number + 1, at=now + delay)
-    await _record(d, rt, Outcome(row.id, attempt, "pending", now + delay))
+    await rt.records([Outcome(row.id, attempt, "pending", now + delay)])
     return Result("retry")
-
-
-async def _record(d: WorkerDeps, rt: NotifyRuntime, outcome: Outcome) -> None:
-    if rt.records is None:
-        await _record_many(d, [outcome])
-    else:
-        await rt.records([outcome])
 
 
 async def _record_many(d: WorkerDeps, outcomes: list[Outcome]) -> list[bool]:

@@ -22,7 +22,7 @@ from shared.metrics import Metrics
 from shared.notify.breaker import Breaker
 from shared.notify.schedule import DeliveryPolicy
 from workers.consumer import Consumer
-from workers.deliver import NotifyRuntime
+from workers.deliver import NotifyRuntime, outcome_records
 from workers.deps import WorkerDeps
 from workers.settings import build_worker, job_queue
 from workers.writer import EventWriter
@@ -67,7 +67,7 @@ async def notify_env(
     timeout = aiohttp.ClientTimeout(total=policy.timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            yield Env(deps, NotifyRuntime(session, policy, breaker, clock, random.Random(7)))
+            yield Env(deps, NotifyRuntime(session, policy, breaker, outcome_records(deps), clock, random.Random(7)))
     finally:
         await writer.stop()
         await pool.close()
