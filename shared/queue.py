@@ -121,7 +121,6 @@ class NewJob:
     args: tuple[Any, ...]
     job_id: str
     at: float | None = None  # epoch seconds; None: now
-    job_try: int | None = None  # arq's `_job_try`: the try the job counts as when it starts
 
 
 # arq's default lifetime of a job past its due time (arq.constants.expires_extra_ms).
@@ -140,7 +139,7 @@ async def enqueue_jobs(
     args: list[Any] = []
     for job in jobs:
         score = now_ms if job.at is None else int(job.at * 1000)
-        body = serialize_job({"t": job.job_try, "f": job.function, "a": list(job.args), "k": {}, "et": now_ms})
+        body = serialize_job({"t": None, "f": job.function, "a": list(job.args), "k": {}, "et": now_ms})
         keys += (ARQ_JOB_PREFIX + job.job_id, ARQ_RESULT_PREFIX + job.job_id)
         args += (job.job_id, score, max(score - now_ms, 0) + job_ttl_s * 1000, body)
     result = await redis.register_script(_ENQUEUE_JOBS_LUA)(keys=keys, args=args)
