@@ -212,9 +212,9 @@ class JobQueue:
     def __init__(self, redis: Redis, *, queue_name: str, dedup_ttl_s: int) -> None:
         self._redis = redis
         self._queue = queue_name
-        self._dedup_ttl_ms = dedup_ttl_s * 1000
-        # Jobs must outlive any worker outage we want to survive; arq's 1-day default does not.
-        self._job_ttl_ms = dedup_ttl_s * 1000
+        # Dedup markers and jobs live as long: jobs must outlive any worker outage we want to
+        # survive (arq's 1-day default does not), as the markers that refuse their duplicates do.
+        self._ttl_s = dedup_ttl_s
         self._enqueue = redis.register_script(_ENQUEUE_BATCH_LUA)
         self._coalesced: Coalescer[NewJob, bool] = Coalescer(self._write_jobs)
 
@@ -225,7 +225,7 @@ class JobQueue:
     async def enqueue_batch(self, items: Sequence[QueueItem]) -> list[bool]:
         """Dedup and enqueue in one round trip; True per item enqueued, False per duplicate."""
         keys: list[str] = [self._queue]
-        args: list[Any] = [self._dedup_ttl_ms, self._job_ttl_ms, int(time.time() * 1000)]
+        args: list[Any] = [self._ttl_s * 1000, self._ttl_s * 1000, int(time.time() * 1000)]
         for item in items:
             keys += (item.dedup_key, ARQ_JOB_PREFIX + item.job_id)
             args += (item.job_id, item.job)
@@ -247,8 +247,7 @@ class JobQueue:
         return await self._coalesced(jobs)
 
     async def _write_jobs(self, jobs: list[NewJob]) -> list[bool]:
-        # Jobs outlive any outage the dedup markers do (arq keeps a job only a day past its due time).
-        return await enqueue_jobs(self._redis, self._queue, jobs, job_ttl_s=self._job_ttl_ms // 1000)
+        return await enqueue_jobs(self._redis, self._queue, jobs, job_ttl_s=self._ttl_s)
 
     async def depth(self) -> int:
         return int(await self._redis.zcard(self._queue))
