@@ -69,7 +69,14 @@ class _Child:
         self.started = time.monotonic()
         self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
         self.buffer = bytearray()
-        write_all(self.to, frame(key_der))
+        try:
+            write_all(self.to, frame(key_der))
+        except OSError:
+            # It died before taking the key: nobody holds it yet, so end and reap it here.
+            self.proc.kill()
+            self.close()
+            self.reap()
+            raise
         os.set_blocking(self.source, False)
 
     def close(self) -> None:
