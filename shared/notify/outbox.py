@@ -49,16 +49,11 @@ async def write_outbox(conn: Connection, events: Sequence[EventEnvelope]) -> Non
     await conn.execute(_WRITE_OUTBOX, *columns)
 
 
-async def pending_for_event(conn: Connection, provider: str, idempotency_key: str) -> list[Delivery]:
-    """The event's notifications never attempted yet, ready to send (what its follow-up sends)."""
-    found = await pending_for_events(conn, [(provider, idempotency_key)])
-    return found.get((provider, idempotency_key), [])
-
-
 async def pending_for_events(
     conn: Connection, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], list[Delivery]]:
-    """`pending_for_event` for many events in one query, by (provider, idempotency key)."""
+    """The notifications never attempted yet of each event, by (provider, idempotency key), in one
+    query: what the events' delivery follow-ups send (the writer reads them with the events)."""
     if not keys:
         return {}
     rows = await conn.fetch(_PENDING, [k[0] for k in keys], [k[1] for k in keys])

@@ -97,8 +97,8 @@ async def test_the_outbox_is_written_once_per_event_and_subscriber(db: Db) -> No
     await store(db, event, event)
     await store(db, event)  # a re-run of store_event: the row exists, no second notification
     async with db.acquire() as conn:
-        ids = await outbox.pending_for_event(conn, "wyre", event.idempotency_key)
-    assert len(ids) == 1
+        pending = await outbox.pending_for_events(conn, [("wyre", event.idempotency_key)])
+    assert [len(rows) for rows in pending.values()] == [1]
     assert len(await _notifications(db)) == 1
 
 
