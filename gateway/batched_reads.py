@@ -19,18 +19,13 @@ from gateway.batching import LoopBatcher
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 256
-MAX_IN_FLIGHT = 4  # as the ingestor: more only adds Redis connections
-
 
 class BatchedReads:
     """`get(key)`: the value, or None (absent, or Redis unavailable); one MGET per batch of keys."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._batcher: LoopBatcher[str, bytes | None] = LoopBatcher(
-            self._mget, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT
-        )
+        self._batcher: LoopBatcher[str, bytes | None] = LoopBatcher(self._mget)
 
     async def get(self, key: str) -> bytes | None:
         return await self._batcher.submit(key)

@@ -24,6 +24,13 @@ class _Pending(Generic[T, R]):
     future: asyncio.Future[R]
 
 
+# Every batcher of the gateway (ingest, decision memo, batched reads) uses these: a batch of up
+# to MAX_BATCH calls per round trip, and more than one batch in flight keeps latency down when
+# the loop is busy, while more than a few only adds Redis connections without adding throughput.
+MAX_BATCH = 256
+MAX_IN_FLIGHT = 4
+
+
 class LoopBatcher(Generic[T, R]):
     """`submit(item)` returns the item's result from `send(items)`, one call per batch of items.
 
@@ -32,7 +39,11 @@ class LoopBatcher(Generic[T, R]):
     """
 
     def __init__(
-        self, send: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int, max_in_flight: int
+        self,
+        send: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._send = send
         self._max_batch = max_batch

@@ -37,8 +37,6 @@ from shared.queue import ARQ_JOB_PREFIX, QueueItem
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 256
-MAX_IN_FLIGHT = 4  # as the ingestor's: more only adds Redis connections, not throughput
 
 # KEYS: queue, then (memo key, job key) per item; a peek repeats its memo key as the job key.
 # ARGV: memo ttl ms, job ttl ms, score, then (memo value, job id, job) per item; a peek has an
@@ -82,7 +80,7 @@ class DecisionMemo:
         self._memo_ttl_ms = memo_ttl_s * 1000
         self._job_ttl_ms = job_ttl_s * 1000
         self._metrics = metrics
-        self._batcher = LoopBatcher(self._send, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT)
+        self._batcher = LoopBatcher(self._send)
 
     async def decide_once(self, memo_key: str, memo_value: bytes, audit: QueueItem) -> bytes | None:
         """Record an answer and enqueue its audit job unless `memo_key` holds one: None when ours

@@ -31,10 +31,6 @@ from shared.spool import Spool, read_records
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 256
-# More than one batch in flight keeps latency down when the loop is busy; more than a few only
-# adds Redis connections without adding throughput.
-MAX_IN_FLIGHT = 4
 REPLAY_CHUNK = 256
 
 
@@ -52,9 +48,7 @@ class Ingestor:
         self._spool = spool
         self._keys = keys
         self._metrics = metrics
-        self._batcher: LoopBatcher[QueueItem, Outcome] = LoopBatcher(
-            self._send, max_batch=MAX_BATCH, max_in_flight=MAX_IN_FLIGHT
-        )
+        self._batcher: LoopBatcher[QueueItem, Outcome] = LoopBatcher(self._send)
         self._spool_lock = asyncio.Lock()
         self._replayer: asyncio.Task[None] | None = None
 

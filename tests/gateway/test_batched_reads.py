@@ -10,7 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from callgate.embedded import EmbeddedRedis
-from gateway.batched_reads import MAX_BATCH, BatchedReads
+from gateway.batched_reads import BatchedReads
+from gateway.batching import MAX_BATCH
 
 
 @pytest.fixture
