@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+# How a script call is made: directly (`run_script`), or batched with other callers' in one
+# pipeline (`workers.batching.ScriptBatch.run`).
+ScriptRunner = Callable[[AsyncScript, Sequence[str], Sequence[str | int]], Awaitable[Any]]
+
+
+async def run_script(script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    """The direct `ScriptRunner`: one script call, one round trip."""
+    return await script(keys=list(keys), args=list(args))
 
 
 def create_redis(url: str, *, timeout_s: float) -> Redis:

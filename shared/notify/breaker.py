@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared.keys import RedisKeys
-from shared.risk.velocity import ScriptRunner, run_script
+from shared.redis import ScriptRunner, run_script
 
 # KEYS: state hash, in-flight zset. ARGV: now ms, token, slot ttl ms, max in-flight.
 # Returns {wait_ms, state}: wait_ms 0 means go (a slot is held under `token`);

@@ -7,22 +7,13 @@ check counts it once; members older than the longest window are trimmed on every
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
-# How a script call is made: directly, or batched with other callers' (workers.batching).
-ScriptRunner = Callable[[AsyncScript, Sequence[str], Sequence[str | int]], Awaitable[Any]]
-
-
-async def run_script(script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-    """The direct `ScriptRunner`: one script call, one round trip."""
-    return await script(keys=list(keys), args=list(args))
-
+from shared.redis import ScriptRunner, run_script
 
 # KEYS: scope zsets. ARGV: event ms, member, horizon ms, window count n, then per window its
 # length (ms) and whether to sum amounts (1/0). Returns, per key, per window: {count, sum}.
