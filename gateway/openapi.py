@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+# The limits the admin handlers check, so that the document cannot drift from them.
+from gateway.handlers.admin_common import NAME
+from gateway.handlers.admin_replay import MAX_IDS
+from gateway.handlers.admin_subscribers import MAX_OVERLAP_HOURS
 from gateway.keys import SETTINGS
 from shared.config import Settings
+from shared.notify import replay
 
 if TYPE_CHECKING:
     from gateway.routes import Route
@@ -209,11 +214,11 @@ _WITH_SECRET: Schema = {**_SUBSCRIBER, "properties": {**_SUBSCRIBER["properties"
 _NO_SUBSCRIBER = "No subscriber of that name."
 _REPLAY_SELECTION = _obj(
     (),
-    ids={"type": "array", "items": _STR, "maxItems": 1000, "description": "notification ids (webhook-id)"},
+    ids={"type": "array", "items": _STR, "maxItems": MAX_IDS, "description": "notification ids (webhook-id)"},
     subscriber=_STR,
     since={**_TIME, "description": "created at or after (ISO 8601; UTC when no offset)"},
     until={**_TIME, "description": "created before"},
-    statuses={"type": "array", "items": {"enum": ["pending", "delivered", "dead"]}},
+    statuses={"type": "array", "items": {"enum": list(replay.STATUSES)}},
 )
 _DEAD_LETTER = _obj(
     ("id", "job", "ref", "reason", "created_at"),
@@ -383,7 +388,7 @@ SPECS: dict[str, Spec] = {
         request=_json_body(
             _obj(
                 ("name", "url"),
-                name={"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                name={"type": "string", "pattern": f"^{NAME.pattern}$"},
                 url={"type": "string", "description": "absolute http(s) URL"},
                 event_types={"type": "array", "items": _STR},
                 secret={"type": "string", "description": "a whsec_ secret to use instead of a generated one"},
@@ -403,7 +408,9 @@ SPECS: dict[str, Spec] = {
     ),
     "admin_subscribers_rotate": _admin(
         {"200": _json("The new secret, shown here only; the old one signs beside it until expiry.", _WITH_SECRET)},
-        request=_json_body(_obj((), overlap_hours={"type": "number", "minimum": 0, "maximum": 720}), required=False),
+        request=_json_body(
+            _obj((), overlap_hours={"type": "number", "minimum": 0, "maximum": MAX_OVERLAP_HOURS}), required=False
+        ),
         e404=_NO_SUBSCRIBER,
     ),
     "admin_replay_notifications": _admin(
@@ -433,7 +440,7 @@ SPECS: dict[str, Spec] = {
                 ),
             )
         },
-        request=_json_body(_obj(("ids",), ids={"type": "array", "items": {"type": "integer"}, "maxItems": 1000})),
+        request=_json_body(_obj(("ids",), ids={"type": "array", "items": {"type": "integer"}, "maxItems": MAX_IDS})),
     ),
 }
 
