@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from aiohttp.web_request import BaseRequest
 from prometheus_client import Counter
 
@@ -58,8 +58,9 @@ _HEAD_TIMEOUT_ANSWER = _raw_error(HTTPStatus.REQUEST_TIMEOUT, "timeout", "the re
 class HeadDeadlineHandler(RequestHandler):
     """aiohttp's per-connection protocol with a deadline for each request's head.
 
-    It reads private parts of RequestHandler (`_request_count`, `_waiter`, `_messages`, `_ErrInfo`);
-    tests/fuzz/test_slow_clients.py fails if an aiohttp upgrade changes what they mean."""
+    It reads private parts of RequestHandler (`_request_count`, `_waiter`, `_messages`,
+    `_current_request`, `_ErrInfo`); tests/fuzz/test_slow_clients.py and tests/gateway/test_server.py
+    fail if an aiohttp upgrade changes what they mean."""
 
     __slots__ = ("_head_timeout_s", "_head_timer", "_refused", "_rejections")
 
@@ -85,15 +86,26 @@ class HeadDeadlineHandler(RequestHandler):
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
-            if isinstance(self._messages[-1][0], _ErrInfo):
+            refusal = self._messages[-1][0]
+            if isinstance(refusal, _ErrInfo):
                 # The parser refused the stream; the connection closes once that is answered. Until
                 # then aiohttp would parse every further read again, queueing an error that quotes
                 # the whole read (up to 32 x 2 x 256 KiB per connection): read and drop instead.
                 self._refused = True
+                self._fail_body_in_progress(refusal)
         elif data and self._head_timer is None and self._waiter is not None:
             # Idle between requests (the handler waits for the next one) and bytes arrived without
             # completing a head: the next request has started.
             self._arm()
+
+    def _fail_body_in_progress(self, refusal: _ErrInfo) -> None:
+        """A refusal in the middle of a body (a Content-Encoding that fails to decode once the rest
+        of the body arrives in a later read): aiohttp queues it as the next message and leaves the
+        running handler's body stream open, so that handler would wait on it forever. End that
+        stream with the error: the handler's read raises it and the middleware answers 400."""
+        request = self._current_request
+        if request is not None and not request.content.is_eof():
+            request.content.set_exception(RequestPayloadError(f"the request body could not be read: {refusal.message}"))
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_timer is not None:
