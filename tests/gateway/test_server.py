@@ -30,6 +30,10 @@ async def _poisoned_unread(request: web.Request) -> web.Response:
     return web.Response(text="answered")
 
 
+async def _reads_the_body(request: web.Request) -> web.Response:
+    return web.Response(text=f"read {len(await request.read())} bytes")
+
+
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
     """The real middleware and GatewayRunner (HeadDeadlineHandler connections) on a free port."""
@@ -37,6 +41,7 @@ async def port() -> AsyncIterator[int]:
     app[METRICS] = Metrics()
     app.router.add_post("/refused", _refused_unread)
     app.router.add_post("/poisoned", _poisoned_unread)
+    app.router.add_post("/reads", _reads_the_body)
     runner = GatewayRunner(app, Settings.from_env({}))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -84,32 +89,20 @@ async def test_other_unhandled_exceptions_keep_their_error_traceback(
     assert error.exc_info is not None and isinstance(error.exc_info[1], RuntimeError)
 
 
-async def _reads_the_body(request: web.Request) -> web.Response:
-    return web.Response(text=f"read {len(await request.read())} bytes")
-
-
-async def test_a_body_that_fails_to_decode_in_a_later_read_is_answered_not_left_hanging() -> None:
+async def test_a_body_that_fails_to_decode_in_a_later_read_is_answered_not_left_hanging(port: int) -> None:
     """Headers in one read, a deflate body that cannot decode in the next: aiohttp's parser queues
     its refusal as the next message and leaves the handler's body stream open (the handler would
     wait forever, holding the connection: no head or body deadline covers it). The handler's read
     must fail instead, and the middleware answers 400 and closes."""
-    app = web.Application(middlewares=[observe])
-    app[METRICS] = Metrics()
-    app.router.add_post("/reads", _reads_the_body)
-    runner = GatewayRunner(app, Settings.from_env({}))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", runner.addresses[0][1])
         writer.write(b"POST /reads HTTP/1.1\r\nHost: x\r\nContent-Encoding: deflate\r\nContent-Length: 2\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(0.2)  # the handler runs and waits for the body
         writer.write(b"{}")
         await writer.drain()
         answer = await asyncio.wait_for(reader.read(), 10)
-        writer.close()
     finally:
-        await runner.cleanup()
+        writer.close()
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b'"bad_body"' in answer and b"Connection: close" in answer
