@@ -17,7 +17,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from callgate.embedded import EmbeddedRedis
+from callgate.embedded import EmbeddedRedis, free_port
 from callgate.ucw_demo import send_cobo_ucw
 from gateway.keys import METRICS
 from gateway.live import UCW_WALLETS
@@ -28,7 +28,6 @@ from shared.providers.cobo_ucw_store import add_wallet
 from shared.waas.cobo_auth import load_api_secret, load_public_key
 from shared.waas.cobo_client import ClientOptions
 from tests.conftest import RunWorker, sample_value, with_providers
-from tests.ports import closed_port
 from tests.shared.test_policy_store import until
 from tests.waas_standin import WaasStandin, running_standin
 
@@ -222,7 +221,7 @@ async def test_refusals_use_the_envelope(start: Start, redis: Redis) -> None:
 async def test_redis_unreachable_is_503_in_the_envelope(
     gateway: Gateway, settings: Settings, standin: WaasStandin
 ) -> None:
-    port = await closed_port()  # nothing answers there
+    port = free_port()  # nothing answers there
     settings = dataclasses.replace(_settings(settings, standin), redis_url=f"redis://127.0.0.1:{port}/0")
     client = await gateway(settings)
     response = await _report(client)

@@ -14,13 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from callgate.demo import wyre_transaction
+from callgate.embedded import free_port
 from gateway.keys import METRICS
 from gateway.middleware import observe
 from shared.config import Settings
 from shared.logging import JsonFormatter, correlation_id
 from shared.metrics import Metrics
 from tests.conftest import WYRE_TOKEN, AiohttpClient, sample_value
-from tests.ports import closed_port
 
 Gateway = Callable[[Settings], Awaitable[TestClient[web.Request, web.Application]]]
 URL = f"/wyre/v3/wallet-callbacks/{WYRE_TOKEN}"
@@ -92,7 +92,7 @@ async def test_a_batch_serving_many_requests_logs_with_none_of_their_ids(
     gateway: Gateway, settings: Settings, json_lines: _JsonLines
 ) -> None:
     # Redis unreachable: the ingest batch logs that it spools, on behalf of every request in it.
-    port = await closed_port()  # nothing answers there
+    port = free_port()  # nothing answers there
     client = await gateway(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
     body = wyre_transaction("PENDING", "TR_CORRELATION1")
     response = await client.post(URL, data=body, headers={"X-Request-Id": "req-1", "Content-Type": "application/json"})

@@ -9,11 +9,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callgate.embedded import free_port
 from shared.db import Pool
 from shared.keys import RedisKeys
 from shared.providers.cobo_ucw_replica import WalletReplica
 from shared.providers.cobo_ucw_store import add_wallet, sync_wallets, wallets_version
-from tests.ports import closed_port
 from tests.shared.test_policy_store import until
 
 WALLET = "9b2f7a4e-3c1d-4e5f-8a6b-7c8d9e0f1a2b"
@@ -74,7 +74,7 @@ async def test_find_asks_redis_about_a_wallet_it_does_not_know(db: Db, redis: Re
 
 
 async def test_find_raises_when_redis_is_unreachable_for_an_unknown_wallet() -> None:
-    port = await closed_port()  # nothing answers there
+    port = free_port()  # nothing answers there
     dead = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
     try:
         with pytest.raises(RedisError):

@@ -15,11 +15,11 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
+from callgate.embedded import free_port
 from shared.keys import RedisKeys
 from shared.replica import Replica
 from shared.risk.freezes import Freeze, freeze, freezes_key
 from shared.risk.replica import FreezeReplica
-from tests.ports import closed_port
 from tests.shared.test_policy_store import until
 
 State = dict[bytes, bytes]
@@ -132,7 +132,7 @@ async def test_a_stale_check_spares_reloads_until_a_full_one_is_due(
 
 
 async def test_redis_unreachable_at_start_leaves_the_state_empty_and_stops_cleanly(keys: RedisKeys) -> None:
-    port = await closed_port()
+    port = free_port()
     dead = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.5)
     try:
         replica = FreezeReplica(dead, keys, poll_interval_s=0.05)
