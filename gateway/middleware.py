@@ -60,13 +60,16 @@ def _route_name(request: web.Request) -> str:
     return (resource.name if resource is not None else None) or "unmatched"
 
 
+def _request_id(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is a sane one, else a new id."""
+    header = request.headers.get("X-Request-Id", "")
+    return header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Correlation id, latency histogram per route, and the last-resort error answer."""
-    header = request.headers.get("X-Request-Id", "")
-    request[REQUEST_ID] = request_id = (
-        header[:64] if header.isascii() and header.isprintable() and header else new_request_id()
-    )
+    request[REQUEST_ID] = request_id = _request_id(request)
     # Every log line of this request carries its id. aiohttp runs each request in its own task
     # (its own copy of the context), so the value ends with the request: no reset needed.
     correlation_id.set(request_id)
@@ -107,7 +110,7 @@ async def expect(request: web.Request) -> web.StreamResponse | None:
         # aiohttp's handler: "100 Continue" on HTTP/1.1, nothing on HTTP/1.0 (RFC 9110 10.1.1).
         await _AIOHTTP_EXPECT(request)
         return None
-    request_id = new_request_id()
+    request_id = _request_id(request)
     request.app[METRICS].http_rejections.labels("bad_expect").inc()
     logger.debug("request %s: unknown expectation %r refused", request_id, request.headers.get("Expect", "")[:64])
     response = _json(417, "expectation_failed", "only Expect: 100-continue is supported")

@@ -109,10 +109,10 @@ async def test_an_unknown_expectation_gets_our_417_counted_and_100_continue_stil
     handshake curl and other clients use for large bodies (100-continue) still reaches the route."""
     client = await gateway(settings)
     metrics = client.app[METRICS]
-    odd = await client.post(URL, data=b"{}", headers={"Expect": "something-odd"})
+    odd = await client.post(URL, data=b"{}", headers={"Expect": "something-odd", "X-Request-Id": "caller-7"})
     assert odd.status == 417
     assert await odd.json() == {"error": "expectation_failed", "detail": "only Expect: 100-continue is supported"}
-    assert odd.headers["X-Request-Id"]
+    assert odd.headers["X-Request-Id"] == "caller-7"  # the caller's id, as on every other answer
     assert sample_value(metrics, "callgate_http_rejections_total", {"reason": "bad_expect"}) == 1
     # Nothing was recorded for it: the handler never ran.
     assert sample_value(metrics, "callgate_callbacks_total", {"provider": "wyre", "outcome": "accepted"}) == 0
