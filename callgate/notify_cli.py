@@ -16,7 +16,7 @@ from shared.db import Pool, create_pool
 from shared.errors import InvalidInput
 from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
-from shared.notify.breaker import Breaker
+from shared.notify.breaker import breaker_states
 from shared.queue import enqueue_jobs
 from shared.redis import create_redis
 from shared.times import parse_time
@@ -103,14 +103,13 @@ async def _subscribers(args: argparse.Namespace, settings: Settings) -> int:
 async def _list(pool: Pool, settings: Settings) -> int:
     redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)
     try:
-        breaker = Breaker(
-            redis, RedisKeys(settings.key_prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1
-        )
         async with pool.acquire() as conn:
-            for s in await subscribers.list_all(conn):
-                state = "enabled" if s.enabled else f"disabled ({s.disabled_reason})"
-                types = ",".join(s.event_types) or "*"
-                print(f"{s.id}\t{s.name}\t{state}\tbreaker={await breaker.state(s.id, time.time())}\t{types}\t{s.url}")
+            listed = await subscribers.list_all(conn)
+        breakers = await breaker_states(redis, RedisKeys(settings.key_prefix), [s.id for s in listed], time.time())
+        for s in listed:
+            state = "enabled" if s.enabled else f"disabled ({s.disabled_reason})"
+            types = ",".join(s.event_types) or "*"
+            print(f"{s.id}\t{s.name}\t{state}\tbreaker={breakers[s.id]}\t{types}\t{s.url}")
     finally:
         await redis.aclose()
     return 0

@@ -9,15 +9,12 @@ not the gateway (it never serves callbacks), which is why it may use that one wo
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
 from arq.connections import ArqRedis
 
 from shared.db import Pool
-from shared.keys import RedisKeys
 from shared.notify import replay, subscribers
-from shared.notify.breaker import Breaker
 from shared.policy import store
 from shared.policy.replay import ReplayReport, replay_recorded
 from shared.queue import enqueue_jobs
@@ -46,14 +43,6 @@ async def set_subscriber(pool: Pool, name: str, *, enabled: bool) -> bool:
     """Enable or disable a subscriber by name; False when there is none."""
     async with pool.acquire() as conn:
         return await subscribers.set_enabled(conn, name, enabled, reason="disabled from the console")
-
-
-async def breaker_states(arq: ArqRedis, prefix: str, ids: Sequence[int]) -> dict[int, str]:
-    """Each subscriber's circuit breaker state (closed, open, half_open), as the workers share it."""
-    # Only `state` is used: the thresholds are the workers' business.
-    breaker = Breaker(arq, RedisKeys(prefix), threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1)
-    now = time.time()
-    return {i: await breaker.state(i, now) for i in ids}
 
 
 async def test_policy(pool: Pool, version: int) -> ReplayReport | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from redis.exceptions import RedisError
 
@@ -11,7 +13,9 @@ from gateway.console.render import local_value, render, text_param, time_param, 
 from gateway.keys import SETTINGS
 from shared.errors import PolicyError
 from shared.jobs import DELIVER_NOTIFICATION
+from shared.keys import RedisKeys
 from shared.notify import subscribers
+from shared.notify.breaker import breaker_states
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -106,8 +110,8 @@ async def subscriber_list(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         subs = await subscribers.list_all(conn)
     try:
-        breakers = await actions.breaker_states(
-            request.app[REDIS], request.app[SETTINGS].key_prefix, [s.id for s in subs]
+        breakers = await breaker_states(
+            request.app[REDIS], RedisKeys(request.app[SETTINGS].key_prefix), [s.id for s in subs], time.time()
         )
     except (RedisError, OSError):
         breakers = {}

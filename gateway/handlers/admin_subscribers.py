@@ -36,7 +36,7 @@ from gateway.live import DATABASE
 from gateway.middleware import error_response
 from shared.errors import InvalidInput
 from shared.notify import subscribers
-from shared.notify.breaker import Breaker
+from shared.notify.breaker import breaker_states
 from shared.notify.signing import secret_key
 from shared.notify.subscribers import Subscriber
 
@@ -150,13 +150,8 @@ async def _set_enabled(request: web.Request, *, enabled: bool) -> web.Response:
 
 async def _breakers(request: web.Request, ids: list[int]) -> dict[int, str]:
     """Each subscriber's breaker as the workers share it in Redis; {} when Redis is away."""
-    # Only `state` is read: the thresholds are the workers' business.
-    breaker = Breaker(
-        request.app[REDIS], request.app[REDIS_KEYS], threshold=1, cooldown_s=1, max_inflight=1, slot_ttl_s=1
-    )
-    now = time.time()
     try:
-        return {i: await breaker.state(i, now) for i in ids}
+        return await breaker_states(request.app[REDIS], request.app[REDIS_KEYS], ids, time.time())
     except REDIS_DOWN as e:
         logger.warning("breaker states unavailable: %s", type(e).__name__)
         return {}

@@ -12,6 +12,7 @@ other delivery for it waits without touching the network, and no other subscribe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -106,7 +107,7 @@ class Breaker:
         self._release = redis.register_script(_RELEASE)
 
     def _names(self, subscriber_id: int) -> list[str]:
-        base = self._keys.namespace(f"notify:breaker:{subscriber_id}")
+        base = _state_key(self._keys, subscriber_id)
         return [base, base + ":inflight"]
 
     async def acquire(self, subscriber_id: int, token: str, now: float) -> Gate:
@@ -127,9 +128,19 @@ class Breaker:
         ]
         return int(await self._run(self._release, self._names(subscriber_id), args))
 
-    async def state(self, subscriber_id: int, now: float) -> str:
-        """closed, open or half_open (cooldown over, waiting for a probe): for `subscribers list`."""
-        open_until = await self._redis.hget(self._names(subscriber_id)[0], "open_until")  # type: ignore[misc]
-        if open_until is None:
-            return "closed"
-        return "open" if now * 1000 < int(open_until) else "half_open"
+
+def _state_key(keys: RedisKeys, subscriber_id: int) -> str:
+    return keys.namespace(f"notify:breaker:{subscriber_id}")
+
+
+async def breaker_states(redis: Redis, keys: RedisKeys, subscriber_ids: Sequence[int], now: float) -> dict[int, str]:
+    """Each subscriber's breaker as the workers share it: closed, open, or half_open (cooldown
+    over, waiting for a probe). Read-only, one round trip, for the admin API, console and CLI."""
+    pipe = redis.pipeline(transaction=False)
+    for subscriber_id in subscriber_ids:
+        pipe.hget(_state_key(keys, subscriber_id), "open_until")
+    values = await pipe.execute()
+    return {
+        subscriber_id: "closed" if value is None else "open" if now * 1000 < int(value) else "half_open"
+        for subscriber_id, value in zip(subscriber_ids, values, strict=True)
+    }
