@@ -121,7 +121,7 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         subscriber=args.subscriber,
         since=args.since,
         until=args.until,
-        statuses=tuple(args.status or (replay.STATUSES if args.ids else ("dead",))),
+        statuses=args.status,
     )
     pool = await create_pool(settings.database_url, max_size=2)
     redis = create_redis(settings.redis_url, timeout_s=settings.redis_timeout_seconds)

@@ -124,8 +124,7 @@ def _selection(data: dict[str, Any]) -> replay.Selection:
     statuses = texts(data, "statuses", max_items=len(replay.STATUSES))
     if statuses is not None and (not statuses or not set(statuses) <= set(replay.STATUSES)):
         raise InvalidInput("statuses", f"some of {list(replay.STATUSES)}")
-    chosen = tuple(statuses or (replay.STATUSES if ids else ("dead",)))
-    return replay.Selection(ids=ids, subscriber=subscriber, since=since, until=until, statuses=chosen)
+    return replay.Selection(ids=ids, subscriber=subscriber, since=since, until=until, statuses=statuses)
 
 
 def _when(data: dict[str, Any], field: str) -> dt.datetime | None:

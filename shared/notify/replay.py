@@ -21,13 +21,22 @@ STATUSES = ("pending", "delivered", "dead")
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which notifications: every given criterion must hold (None: not a criterion)."""
+    """Which notifications: every given criterion must hold (None: not a criterion).
+
+    Statuses not given: every status when notifications are named by id (the operator chose
+    them), else only dead ones (a broad replay must not resend what was delivered)."""
 
     ids: Sequence[str] | None = None
     subscriber: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-    statuses: Sequence[str] = ("dead",)
+    statuses: Sequence[str] | None = None
+
+    @property
+    def chosen_statuses(self) -> Sequence[str]:
+        if self.statuses:
+            return self.statuses
+        return STATUSES if self.ids else ("dead",)
 
 
 _NOTIFICATIONS = """
@@ -60,7 +69,7 @@ async def notifications(conn: Connection, selection: Selection) -> list[tuple[st
         selection.subscriber,
         selection.since,
         selection.until,
-        list(selection.statuses),
+        list(selection.chosen_statuses),
         DELIVER_NOTIFICATION,
     )
     return [(r["id"], r["attempt"]) for r in rows]
