@@ -15,18 +15,20 @@ from typing import Any
 import asyncpg
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from gateway.health import POSTGRES_HEALTH
 from gateway.keys import METRICS
 from gateway.middleware import error_response
 from shared.errors import InvalidInput
+from shared.health import REDIS_ERRORS
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# PostgreSQL away: shared.health's set without asyncpg's InternalClientError, which is a bug to
+# report as a 500, not an outage to answer with 503.
 POSTGRES_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-REDIS_DOWN = (RedisError, OSError, TimeoutError)
+REDIS_DOWN = REDIS_ERRORS
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _OUTCOMES = {400: "invalid", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "too_large"}
 _OUTCOMES |= {422: "refused", 503: "unavailable"}
