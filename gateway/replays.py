@@ -80,7 +80,8 @@ async def letters(pool: Pool, queue: JobQueue, ids: Sequence[int]) -> LetterRepl
         replay.delivery_jobs(picked) + [replay.letter_job(r["job"], r["args"], r["id"]) for r in others]
     )
     found = {n for n, _ in picked}  # a letter whose notification row is gone stays open
-    replayed = sorted([(r["id"], DELIVER_NOTIFICATION) for r in refs if r["ref"] in found])
-    replayed = sorted(replayed + [(r["id"], r["job"]) for r in others])
+    replayed = sorted(
+        [(r["id"], DELIVER_NOTIFICATION) for r in refs if r["ref"] in found] + [(r["id"], r["job"]) for r in others]
+    )
     done = {letter_id for letter_id, _ in replayed}
     return LetterReplay(replayed, sorted({i for i in ids if i not in done}))
